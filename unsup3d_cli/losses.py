@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from unsup3d_cli.checks import check_shape
+from unsup3d_cli.model import Decomposition, Reconstruction
 
 
 @dataclass(frozen=True)
@@ -19,3 +28,188 @@ class LossConfig:
     """Weight of the canonical-depth smoothness term."""
     perceptual_weights: str = "imagenet"
     """VGG16 weights: 'imagenet' (torchvision cache), 'random', 'none' (term off) or a state-dict path."""
+
+
+EPS = 1e-7
+"""Added to σ inside both negative log-likelihoods, as in the original."""
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+VGG16_RELU3_3 = 16
+"""Number of ``torchvision.models.vgg16().features`` layers up to and including relu3_3."""
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The terms of the objective for one batch (scalars), and their weighted sum."""
+
+    photometric: Tensor
+    photometric_flip: Tensor
+    perceptual: Tensor
+    perceptual_flip: Tensor
+    depth_smooth: Tensor
+    total: Tensor
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain floats, for logging."""
+        return {f.name: float(getattr(self, f.name).detach()) for f in fields(self)}
+
+
+def _masked_mean(loss: Tensor, weight: Tensor) -> Tensor:
+    """Σ(loss·w) / Σ(w) with ``weight`` (B, 1, H, W) broadcast over the channels of ``loss``."""
+    weight = weight.expand_as(loss)
+    return (loss * weight).sum() / weight.sum().clamp(min=EPS)
+
+
+def photometric_nll(
+    recon: Tensor, target: Tensor, mask: Tensor, confidence: Tensor | None = None
+) -> Tensor:
+    """Masked Laplace negative log-likelihood of the reconstruction (up to a constant).
+
+    On images mapped to [-1, 1] (so values match the original): ``ℓ = |r − t|``, and with a
+    confidence map ``√2·ℓ/(σ+ε) + ln(σ+ε)``; averaged over valid pixels and channels.
+
+    Args:
+        recon: reconstructed images (B, C, H, W) in [0, 1].
+        target: input images (B, C, H, W) in [0, 1].
+        mask: pixel weights (B, 1, H, W).
+        confidence: σ (B, 1, H, W), or None for the plain masked L1.
+
+    Returns:
+        Scalar loss.
+    """
+    check_shape(recon, "B C H W", "recon")
+    check_shape(mask, "B 1 H W", "mask")
+    loss = 2 * (recon - target).abs()  # |Δ| in [-1, 1] units
+    if confidence is not None:
+        loss = math.sqrt(2) * loss / (confidence + EPS) + torch.log(confidence + EPS)
+    return _masked_mean(loss, mask)
+
+
+def perceptual_nll(
+    recon_features: Tensor, target_features: Tensor, mask: Tensor, confidence: Tensor | None = None
+) -> Tensor:
+    """Masked Gaussian negative log-likelihood of feature maps (up to a constant).
+
+    ``ℓ = (f_r − f_t)²``, with a confidence map ``ℓ/(2σ²+ε) + ln(σ+ε)``. The image mask is
+    average-pooled to the feature resolution (fractional weights).
+
+    Args:
+        recon_features: (B, C, h, w). target_features: (B, C, h, w).
+        mask: (B, 1, H, W) at image resolution, H a multiple of h.
+        confidence: σ (B, 1, h, w), or None.
+
+    Returns:
+        Scalar loss.
+    """
+    check_shape(recon_features, "B C h w", "recon_features")
+    factor = mask.shape[-1] // recon_features.shape[-1]
+    weight = F.avg_pool2d(mask, kernel_size=factor, stride=factor)  # (B, 1, h, w)
+    loss = (recon_features - target_features) ** 2
+    if confidence is not None:
+        loss = loss / (2 * confidence**2 + EPS) + torch.log(confidence + EPS)
+    return _masked_mean(loss, weight)
+
+
+def depth_smoothness(depth: Tensor, depth_span: float) -> Tensor:
+    """Mean absolute vertical plus horizontal finite difference of depth (B, 1, H, W), / span."""
+    vertical = (depth[..., 1:, :] - depth[..., :-1, :]).abs().mean()
+    horizontal = (depth[..., 1:] - depth[..., :-1]).abs().mean()
+    return (vertical + horizontal) / depth_span
+
+
+def flip_weight(cfg: LossConfig, epoch: int) -> float:
+    """λ_flip: 1 before ``lam_flip_start_epoch``, ``lam_flip`` from then on (reference §4)."""
+    return 1.0 if epoch < cfg.lam_flip_start_epoch else cfg.lam_flip
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG16 up to relu3_3, with ImageNet input normalisation; images in [0, 1].
+
+    Args:
+        state_dict: weights for ``torchvision.models.vgg16().features`` (keys ``"0.weight"``…,
+            or a full VGG16 state dict with ``"features."`` keys); None keeps random init.
+    """
+
+    def __init__(self, state_dict: Mapping[str, Tensor] | None = None) -> None:
+        super().__init__()
+        from torchvision.models import vgg16
+
+        features = vgg16(weights=None).features
+        if state_dict is not None:
+            if any(k.startswith("features.") for k in state_dict):
+                state_dict = {
+                    k.removeprefix("features."): v
+                    for k, v in state_dict.items()
+                    if k.startswith("features.")
+                }
+            features.load_state_dict(state_dict)
+        self.layers = features[:VGG16_RELU3_3].requires_grad_(False).eval()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def train(self, mode: bool = True) -> VGGFeatures:
+        """Stay in eval mode (frozen backbone)."""
+        return super().train(False)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Images (B, 3, H, W) in [0, 1] → relu3_3 features (B, 256, H/4, W/4)."""
+        return self.layers((image - self.mean) / self.std)
+
+
+def total_loss(
+    image: Tensor,
+    decomp: Decomposition,
+    recon: Reconstruction,
+    cfg: LossConfig,
+    features: nn.Module | None,
+    epoch: int,
+    depth_span: float,
+) -> LossTerms:
+    """The full objective ``L1 + λf·L1' + λp·(Lp + λf·Lp') + λsm·Lsm`` (reference §4).
+
+    Args:
+        image: input images (B, 3, H, W) in [0, 1].
+        decomp: the model's prediction for ``image``.
+        recon: its reconstruction (2B batched).
+        cfg: loss weights.
+        features: perceptual feature extractor, or None to drop the perceptual terms.
+        epoch: current epoch (for the flip weight schedule).
+        depth_span: max_depth − min_depth, the smoothness normaliser.
+    """
+    lam_flip = flip_weight(cfg, epoch)
+    sigma = _split_channels(decomp.confidence)
+    recon_image, recon_flip = Reconstruction.split(recon.image)
+    photo = photometric_nll(recon_image, image, recon.mask, sigma[0])
+    photo_flip = photometric_nll(recon_flip, image, recon.mask, sigma[1])
+    zero = image.new_zeros(())
+    perc = perc_flip = smooth = zero
+    if features is not None and cfg.lam_perc > 0:
+        perc, perc_flip = _perceptual_terms(image, recon, decomp, features)
+    if cfg.lam_depth_smooth > 0:
+        smooth = depth_smoothness(decomp.depth_unbordered, depth_span)
+    total = (
+        photo
+        + lam_flip * photo_flip
+        + cfg.lam_perc * (perc + lam_flip * perc_flip)
+        + cfg.lam_depth_smooth * smooth
+    )
+    return LossTerms(photo, photo_flip, perc, perc_flip, smooth, total)
+
+
+def _split_channels(sigma: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    if sigma is None:
+        return None, None
+    return sigma[:, :1], sigma[:, 1:2]
+
+
+def _perceptual_terms(
+    image: Tensor, recon: Reconstruction, decomp: Decomposition, features: nn.Module
+) -> tuple[Tensor, Tensor]:
+    """Perceptual NLL of both branches; the target's features are computed once."""
+    batch = image.shape[0]
+    feats = features(torch.cat([recon.image, image], dim=0))  # (3B, C, h, w)
+    recon_feats, flip_feats, target_feats = feats[:batch], feats[batch:-batch], feats[-batch:]
+    sigma = _split_channels(decomp.perceptual_confidence)
+    perc = perceptual_nll(recon_feats, target_feats, recon.mask, sigma[0])
+    perc_flip = perceptual_nll(flip_feats, target_feats, recon.mask, sigma[1])
+    return perc, perc_flip

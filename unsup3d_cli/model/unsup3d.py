@@ -4,6 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+from torch import Tensor, nn
+
+from unsup3d_cli.checks import check_shape
+from unsup3d_cli.geometry import euler_to_rotation
+from unsup3d_cli.model.decomposition import (
+    Decomposition,
+    Reconstruction,
+    decode_depth,
+    decode_light,
+    decode_view,
+    fill_border,
+)
+from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder
+from unsup3d_cli.render import Renderer, lambertian_shading, sample_canonical
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -45,3 +61,132 @@ class ModelConfig:
     """Bottleneck size of the depth and albedo networks."""
     confidence_zdim: int = 128
     """Bottleneck size of the confidence network."""
+
+
+class Unsup3D(nn.Module):
+    """Image → :class:`Decomposition` (``forward``), and → :class:`Reconstruction`.
+
+    Args:
+        cfg: architecture and output ranges.
+        renderer: the renderer used by :meth:`reconstruct`.
+    """
+
+    def __init__(self, cfg: ModelConfig, renderer: Renderer) -> None:
+        super().__init__()
+        if cfg.min_depth >= cfg.max_depth:
+            raise ValueError(f"model.min_depth ({cfg.min_depth}) must be < model.max_depth")
+        self.cfg = cfg
+        self.renderer = renderer
+        self.depth_net = EncoderDecoder(1, cfg.width, cfg.depth_zdim)
+        self.albedo_net = EncoderDecoder(3, cfg.width, cfg.depth_zdim, use_tanh=True)
+        self.view_net = Encoder(6, cfg.encoder_width)
+        self.light_net = Encoder(4, cfg.encoder_width) if cfg.use_light else None
+        self.confidence_net = (
+            ConfidenceNet(cfg.width, cfg.confidence_zdim) if cfg.use_confidence else None
+        )
+
+    @property
+    def border_depth(self) -> float:
+        """Depth of the border columns (default 0.7·max + 0.3·min)."""
+        cfg = self.cfg
+        if cfg.border_depth is not None:
+            return cfg.border_depth
+        return 0.7 * cfg.max_depth + 0.3 * cfg.min_depth
+
+    @property
+    def view_depth_range(self) -> tuple[float, float]:
+        """Clamp of the rendered depth: the canonical range widened by half its size each side."""
+        margin = (self.cfg.max_depth - self.cfg.min_depth) / 2
+        return self.cfg.min_depth - margin, self.cfg.max_depth + margin
+
+    def forward(self, image: Tensor) -> Decomposition:
+        """Predict the factors of a batch of images.
+
+        Args:
+            image: shape (B, 3, 64, 64), in [0, 1].
+
+        Returns:
+            The :class:`Decomposition`.
+        """
+        check_shape(image, "B 3 64 64", "image")
+        cfg, signed = self.cfg, image * 2 - 1  # the networks see [-1, 1]
+        depth = decode_depth(self.depth_net(signed), cfg.min_depth, cfg.max_depth)
+        albedo = (self.albedo_net(signed) + 1) / 2
+        ambient, diffuse, light_direction = self._light(signed)
+        angles, translation = decode_view(
+            self.view_net(signed), cfg.rotation_range_deg, cfg.xy_translation_range,
+            cfg.z_translation_range,
+        )  # fmt: skip
+        confidence = perceptual_confidence = None
+        if self.confidence_net is not None:
+            confidence, perceptual_confidence = self.confidence_net(signed)
+        return Decomposition(
+            depth=fill_border(depth, self.border_depth),
+            depth_unbordered=depth,
+            albedo=albedo,
+            ambient=ambient,
+            diffuse=diffuse,
+            light_direction=light_direction,
+            view_angles=angles,
+            view_translation=translation,
+            confidence=confidence,
+            perceptual_confidence=perceptual_confidence,
+        )
+
+    def _light(self, signed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if self.light_net is None:  # ablation: the canonical image is the albedo
+            ones = signed.new_ones(signed.shape[0])
+            direction = signed.new_tensor([0.0, 0.0, 1.0]).expand(signed.shape[0], 3)
+            return ones, torch.zeros_like(ones), direction
+        cfg = self.cfg
+        return decode_light(
+            self.light_net(signed),
+            (cfg.min_ambient, cfg.max_ambient),
+            (cfg.min_diffuse, cfg.max_diffuse),
+        )
+
+    def reconstruct(self, decomp: Decomposition) -> Reconstruction:
+        """Render the canonical and the mirrored reconstruction of the input view (§3.0–3.6).
+
+        Args:
+            decomp: output of :meth:`forward` for B images.
+
+        Returns:
+            The :class:`Reconstruction`, batched 2B (un-flipped half first).
+        """
+        cfg = self.cfg
+        depth = _with_mirror(decomp.depth, cfg.flip_depth)  # (2B, 1, H, W)
+        albedo = _with_mirror(decomp.albedo, cfg.flip_albedo)  # (2B, 3, H, W)
+        normal = self.renderer.normals(depth)  # (2B, H, W, 3)
+        shading = lambertian_shading(
+            normal, decomp.light_direction.repeat(2, 1), decomp.ambient.repeat(2),
+            decomp.diffuse.repeat(2),
+        )  # fmt: skip
+        canonical_image = albedo * shading  # (2B, 3, H, W)
+        rotation = euler_to_rotation(decomp.view_angles).repeat(2, 1, 1)  # (2B, 3, 3)
+        translation = decomp.view_translation.repeat(2, 1)  # (2B, 3)
+        view_depth, view_mask = self.renderer.warp_depth(
+            depth, rotation, translation, self.view_depth_range
+        )
+        grid = self.renderer.inverse_grid(view_depth, rotation, translation)  # (2B, H, W, 2)
+        # Sample around mid-grey so that out-of-image samples read 0.5, like the original's 0 in [-1, 1].
+        warped = sample_canonical(canonical_image - 0.5, grid) + 0.5
+        original, mirrored = Reconstruction.split(view_mask)
+        mask = (original * mirrored).detach()  # (B, 1, H, W)
+        both = mask.repeat(2, 1, 1, 1)
+        return Reconstruction(
+            canonical_depth=depth,
+            canonical_albedo=albedo,
+            canonical_normal=normal,
+            shading=shading,
+            canonical_image=canonical_image,
+            view_depth=view_depth,
+            view_mask=view_mask,
+            mask=mask,
+            image=warped * both + 0.5 * (1 - both),
+        )
+
+
+def _with_mirror(x: Tensor, flip: bool) -> Tensor:
+    """Stack x (B, C, H, W) with its horizontal mirror (or itself, when ``flip`` is off)."""
+    return torch.cat([x, x.flip(-1) if flip else x], dim=0)  # (2B, C, H, W)

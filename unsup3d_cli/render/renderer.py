@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from unsup3d_cli.checks import check_shape
+from unsup3d_cli.geometry import (
+    depth_to_points,
+    euler_to_rotation,
+    intrinsics_from_fov,
+    points_to_normals,
+)
+from unsup3d_cli.render.rasterize import rasterize_depth
+from unsup3d_cli.render.warp import (
+    interpolate_vertex_colors,
+    inverse_warp_grid,
+    posed_mesh,
+    warp_depth,
+)
 
 
 @dataclass(frozen=True)
@@ -15,3 +34,110 @@ class RendererConfig:
     """Depth of the pivot (0, 0, d) about which viewpoint rotations are applied, in world units."""
     max_candidates: int = 4_000_000
     """Most (triangle, pixel) candidate pairs the rasterizer's visibility pass holds at once."""
+
+
+class Renderer(nn.Module):
+    """Thin module over the functional renderer; holds only its frozen settings.
+
+    Every method takes tensors and returns tensors; nothing is kept between calls. The
+    intrinsics follow each input's size, device and dtype.
+    """
+
+    def __init__(self, cfg: RendererConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or RendererConfig()
+
+    def intrinsics(self, like: Tensor) -> Tensor:
+        """K (3, 3) for the square image size of ``like`` (…, H, W)."""
+        height, width = like.shape[-2:]
+        if height != width:
+            raise ValueError(f"the camera is square; got an image of {height}×{width}")
+        return intrinsics_from_fov(self.cfg.fov_deg, height, like)
+
+    def points(self, depth: Tensor) -> Tensor:
+        """Back-projected points (B, H, W, 3) of a depth map (B, 1, H, W)."""
+        return depth_to_points(depth, self.intrinsics(depth))
+
+    def normals(self, depth: Tensor, paper_eps: bool = False) -> Tensor:
+        """Normals (B, H, W, 3) of a depth map (B, 1, H, W); see ``points_to_normals``."""
+        return points_to_normals(self.points(depth), paper_eps=paper_eps)
+
+    def warp_depth(
+        self,
+        canonical_depth: Tensor,
+        rotation: Tensor,
+        translation: Tensor,
+        depth_range: tuple[float, float],
+    ) -> tuple[Tensor, Tensor]:
+        """View depth (B, 1, H, W) and validity mask of a canonical depth map; see ``warp_depth``."""
+        return warp_depth(
+            canonical_depth,
+            rotation,
+            translation,
+            self.intrinsics(canonical_depth),
+            self.cfg.rot_center_depth,
+            depth_range,
+            self.cfg.max_candidates,
+        )
+
+    def inverse_grid(self, view_depth: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
+        """Sampling grid (B, H, W, 2) from the view into the canonical frame."""
+        return inverse_warp_grid(
+            view_depth, rotation, translation, self.intrinsics(view_depth), self.cfg.rot_center_depth
+        )
+
+    def render_view(
+        self,
+        colors: Tensor,
+        canonical_depth: Tensor,
+        rotation: Tensor,
+        translation: Tensor,
+        background: float = 1.0,
+    ) -> tuple[Tensor, Tensor]:
+        """Render the depth-map mesh, coloured per vertex, from a new viewpoint.
+
+        Args:
+            colors: a value per canonical pixel (= mesh vertex), shape (B, C, H, W).
+            canonical_depth: shape (B, 1, H, W).
+            rotation: (B, 3, 3). translation: (B, 3).
+            background: value of pixels the mesh does not cover.
+
+        Returns:
+            The rendered image (B, C, H, W) and its coverage mask (B, 1, H, W), float.
+        """
+        check_shape(colors, "B C H W", "colors")
+        intrinsics = self.intrinsics(canonical_depth)
+        vertices, faces = posed_mesh(
+            canonical_depth, rotation, translation, intrinsics, self.cfg.rot_center_depth
+        )
+        size = tuple(canonical_depth.shape[-2:])
+        raster = rasterize_depth(
+            vertices, faces, intrinsics, size, max_candidates=self.cfg.max_candidates
+        )
+        per_vertex = colors.flatten(2).transpose(1, 2)  # (B, H·W, C)
+        image = interpolate_vertex_colors(raster, faces, per_vertex)  # (B, C, H, W)
+        mask = raster.covered.to(image.dtype)
+        return image + background * (1.0 - mask), mask
+
+    def turntable(
+        self,
+        colors: Tensor,
+        canonical_depth: Tensor,
+        yaws_deg: Sequence[float],
+        pitch_deg: float = 0.0,
+        background: float = 1.0,
+    ) -> Tensor:
+        """Frames of the mesh rotated about the vertical axis through the pivot.
+
+        Returns:
+            Frames of shape (B, T, C, H, W), T = len(yaws_deg).
+        """
+        batch = canonical_depth.shape[0]
+        frames = []
+        for yaw in yaws_deg:
+            angles = canonical_depth.new_tensor([pitch_deg, yaw, 0.0]).deg2rad().expand(batch, 3)
+            rotation = euler_to_rotation(angles)
+            translation = canonical_depth.new_zeros(batch, 3)
+            image, _ = self.render_view(colors, canonical_depth, rotation, translation, background)
+            frames.append(image)
+        return torch.stack(frames, dim=1)  # (B, T, C, H, W)

@@ -1,0 +1,148 @@
+"""What the model predicts, what rendering makes of it, and the raw-output decoders."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+import torch
+from torch import Tensor
+
+from unsup3d_cli.checks import check_shape
+
+
+def _map_tensors(obj, fn):
+    changes = {f.name: fn(getattr(obj, f.name)) for f in fields(obj)}
+    return replace(obj, **{k: v for k, v in changes.items() if isinstance(v, Tensor)})
+
+
+class _TensorFields:
+    def detach(self):
+        """A copy with every tensor detached."""
+        return _map_tensors(self, lambda t: t.detach() if isinstance(t, Tensor) else t)
+
+    def to(self, *args, **kwargs):
+        """A copy with every tensor moved/cast like ``Tensor.to``."""
+        return _map_tensors(self, lambda t: t.to(*args, **kwargs) if isinstance(t, Tensor) else t)
+
+
+@dataclass(frozen=True)
+class Decomposition(_TensorFields):
+    """The factors the model predicts for a batch of B images.
+
+    Attributes:
+        depth: canonical depth after the border fill, (B, 1, H, W), world units.
+        depth_unbordered: canonical depth before the border fill, (B, 1, H, W).
+        albedo: canonical albedo, (B, 3, H, W), in [0, 1].
+        ambient: ambient light ka, (B,).
+        diffuse: diffuse light kd, (B,).
+        light_direction: unit vector towards the light, (B, 3).
+        view_angles: rotation (rx, ry, rz) in radians, (B, 3).
+        view_translation: translation (tx, ty, tz), (B, 3).
+        confidence: σ maps for the photometric loss, (B, 2, H, W), or None.
+        perceptual_confidence: σ maps for the perceptual loss, (B, 2, H/4, W/4), or None.
+    """
+
+    depth: Tensor
+    depth_unbordered: Tensor
+    albedo: Tensor
+    ambient: Tensor
+    diffuse: Tensor
+    light_direction: Tensor
+    view_angles: Tensor
+    view_translation: Tensor
+    confidence: Tensor | None = None
+    perceptual_confidence: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class Reconstruction(_TensorFields):
+    """Both reconstructions of a batch: rows [0, B) from the canonical frame, [B, 2B) from its
+    mirror image. Use :meth:`split` to get the two halves.
+
+    Attributes:
+        canonical_depth: (2B, 1, H, W). canonical_albedo: (2B, 3, H, W) in [0, 1].
+        canonical_normal: (2B, H, W, 3). shading: (2B, 1, H, W).
+        canonical_image: albedo × shading, (2B, 3, H, W) (not clamped).
+        view_depth: canonical depth rendered in the input view and clamped, (2B, 1, H, W).
+        view_mask: 1 where ``view_depth`` is valid, (2B, 1, H, W).
+        mask: joint mask, valid in both branches, detached, (B, 1, H, W).
+        image: reconstructed input, ``mask``-ed (0.5 where invalid), (2B, 3, H, W).
+    """
+
+    canonical_depth: Tensor
+    canonical_albedo: Tensor
+    canonical_normal: Tensor
+    shading: Tensor
+    canonical_image: Tensor
+    view_depth: Tensor
+    view_mask: Tensor
+    mask: Tensor
+    image: Tensor
+
+    @staticmethod
+    def split(x: Tensor) -> tuple[Tensor, Tensor]:
+        """(un-flipped half, flipped half) of a 2B-batched tensor."""
+        half = x.shape[0] // 2
+        return x[:half], x[half:]
+
+
+def decode_depth(raw: Tensor, min_depth: float, max_depth: float) -> Tensor:
+    """Raw depth-network output → canonical depth in (min_depth, max_depth).
+
+    Subtracts the per-image spatial mean, squashes with tanh and rescales (reference §2.2).
+
+    Args:
+        raw: shape (B, 1, H, W).
+
+    Returns:
+        Depth, shape (B, 1, H, W).
+    """
+    check_shape(raw, "B 1 H W", "raw depth")
+    centred = raw - raw.mean(dim=(2, 3), keepdim=True)
+    squashed = torch.tanh(centred)
+    return (1 + squashed) / 2 * max_depth + (1 - squashed) / 2 * min_depth
+
+
+def fill_border(depth: Tensor, border_depth: float, columns: int = 2) -> Tensor:
+    """Set the ``columns`` leftmost and rightmost columns to ``border_depth`` (not in place).
+
+    Args:
+        depth: shape (B, 1, H, W).
+
+    Returns:
+        Shape (B, 1, H, W).
+    """
+    width = depth.shape[-1]
+    col = torch.arange(width, device=depth.device)
+    border = (col < columns) | (col >= width - columns)  # (W,)
+    return torch.where(border, depth.new_tensor(border_depth), depth)
+
+
+def _scale(unit: Tensor, low: float, high: float) -> Tensor:
+    """Map a tanh output in (−1, 1) linearly onto (low, high)."""
+    return (1 + unit) / 2 * high + (1 - unit) / 2 * low
+
+
+def decode_light(
+    raw: Tensor, ambient_range: tuple[float, float], diffuse_range: tuple[float, float]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Raw light-network output (B, 4) in (−1, 1) → ambient (B,), diffuse (B,), direction (B, 3).
+
+    The direction is ``normalize(o2, o3, 1)``: at most ≈ 54.7° off the optical axis.
+    """
+    check_shape(raw, "B 4", "raw light")
+    ambient = _scale(raw[:, 0], *ambient_range)
+    diffuse = _scale(raw[:, 1], *diffuse_range)
+    direction = torch.cat([raw[:, 2:4], torch.ones_like(raw[:, :1])], dim=1)  # (B, 3)
+    return ambient, diffuse, direction / direction.norm(dim=1, keepdim=True)
+
+
+def decode_view(
+    raw: Tensor, rotation_range_deg: float, xy_range: float, z_range: float
+) -> tuple[Tensor, Tensor]:
+    """Raw viewpoint-network output (B, 6) in (−1, 1) → angles (B, 3) rad, translation (B, 3)."""
+    check_shape(raw, "B 6", "raw view")
+    angles = raw[:, :3] * math.radians(rotation_range_deg)
+    scale = raw.new_tensor([xy_range, xy_range, z_range])
+    return angles, raw[:, 3:] * scale

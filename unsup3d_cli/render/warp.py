@@ -1,0 +1,123 @@
+"""Canonical → view depth warp (rasterized) and view → canonical sampling grid."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from unsup3d_cli.checks import check_shape
+from unsup3d_cli.geometry import (
+    depth_to_points,
+    inverse_rigid_transform,
+    points_to_grid,
+    rigid_transform,
+)
+from unsup3d_cli.render.mesh import grid_faces
+from unsup3d_cli.render.rasterize import RasterOutput, rasterize_depth
+
+
+def posed_mesh(
+    canonical_depth: Tensor,
+    rotation: Tensor,
+    translation: Tensor,
+    intrinsics: Tensor,
+    pivot_depth: float,
+) -> tuple[Tensor, Tensor]:
+    """The depth map's grid mesh moved into the view: vertices (B, H·W, 3) and faces (F, 3)."""
+    check_shape(canonical_depth, "B 1 H W", "canonical_depth")
+    height, width = canonical_depth.shape[-2:]
+    points = depth_to_points(canonical_depth, intrinsics)  # (B, H, W, 3)
+    posed = rigid_transform(points, rotation, translation, pivot_depth)  # (B, H, W, 3)
+    faces = grid_faces(height, width, device=canonical_depth.device)
+    return posed.reshape(points.shape[0], -1, 3), faces
+
+
+def warp_depth(
+    canonical_depth: Tensor,
+    rotation: Tensor,
+    translation: Tensor,
+    intrinsics: Tensor,
+    pivot_depth: float,
+    depth_range: tuple[float, float],
+    max_candidates: int = 4_000_000,
+) -> tuple[Tensor, Tensor]:
+    """Render the canonical depth map as a mesh seen from the viewpoint (R, t).
+
+    Args:
+        canonical_depth: shape (B, 1, H, W).
+        rotation: shape (B, 3, 3). translation: shape (B, 3).
+        intrinsics: pinhole matrix K, shape (3, 3).
+        pivot_depth: z of the rotation pivot.
+        depth_range: (lo, hi) clamp of the rendered depth; pixels at ``hi`` (background
+            included) are invalid. The clamp stops gradients at clamped pixels, as in the original.
+        max_candidates: chunk size of the rasterizer's visibility pass.
+
+    Returns:
+        View depth (B, 1, H, W) clamped to ``depth_range``, and the validity mask (B, 1, H, W),
+        float, 1 where depth < hi.
+    """
+    vertices, faces = posed_mesh(canonical_depth, rotation, translation, intrinsics, pivot_depth)
+    size = tuple(canonical_depth.shape[-2:])
+    raster = rasterize_depth(vertices, faces, intrinsics, size, max_candidates=max_candidates)
+    lo, hi = depth_range
+    depth = raster.depth.clamp(lo, hi)
+    return depth, (depth < hi).to(depth.dtype)
+
+
+def inverse_warp_grid(
+    view_depth: Tensor,
+    rotation: Tensor,
+    translation: Tensor,
+    intrinsics: Tensor,
+    pivot_depth: float,
+) -> Tensor:
+    """Where each view pixel lands in the canonical image, as a ``grid_sample`` grid.
+
+    Back-projects the view depth, undoes the viewpoint transform and projects with K.
+
+    Args:
+        view_depth: shape (B, 1, H, W).
+        rotation: shape (B, 3, 3). translation: shape (B, 3).
+        intrinsics: shape (3, 3).
+        pivot_depth: z of the rotation pivot.
+
+    Returns:
+        Sampling grid in the ``align_corners=True`` convention, shape (B, H, W, 2).
+    """
+    height, width = view_depth.shape[-2:]
+    points = depth_to_points(view_depth, intrinsics)  # (B, H, W, 3)
+    canonical = inverse_rigid_transform(points, rotation, translation, pivot_depth)
+    return points_to_grid(canonical, intrinsics, height, width)  # (B, H, W, 2)
+
+
+def sample_canonical(image: Tensor, grid: Tensor) -> Tensor:
+    """Bilinear lookup of a canonical image at a sampling grid (zeros outside).
+
+    Args:
+        image: shape (B, C, H, W). grid: shape (B, H', W', 2).
+
+    Returns:
+        Shape (B, C, H', W').
+    """
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def interpolate_vertex_colors(raster: RasterOutput, faces: Tensor, colors: Tensor) -> Tensor:
+    """Perspective-correct interpolation of per-vertex colours over the visible triangles.
+
+    Args:
+        raster: output of the rasterizer for B meshes.
+        faces: (F, 3) faces that were rasterized.
+        colors: per-vertex values, shape (B, N, C).
+
+    Returns:
+        Interpolated values, zero where empty, shape (B, C, H, W).
+    """
+    batch, height, width = raster.face_index.shape
+    corner = faces[raster.face_index.clamp(min=0)]  # (B, H, W, 3)
+    gathered = torch.gather(
+        colors, 1, corner.reshape(batch, -1, 1).expand(-1, -1, colors.shape[-1])
+    ).reshape(batch, height, width, 3, -1)  # (B, H, W, 3, C)
+    values = (raster.barycentric[..., None] * gathered).sum(dim=-2)  # (B, H, W, C)
+    return values.permute(0, 3, 1, 2) * raster.covered  # (B, C, H, W)
