@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from torchvision.utils import make_grid
+from tqdm.auto import tqdm
+
+from unsup3d_cli.engine.checkpoint import (
+    LAST_NAME,
+    prune_checkpoints,
+    save_checkpoint,
+    step_checkpoint_name,
+)
+from unsup3d_cli.engine.logging import MetricsWriter
+from unsup3d_cli.losses import LossConfig, LossTerms, total_loss
+from unsup3d_cli.model import Decomposition, Reconstruction, Unsup3D
 
 
 @dataclass(frozen=True)
@@ -35,3 +58,327 @@ class TrainConfig:
     """Run a validation pass after every epoch."""
     tensorboard: bool = True
     """Write tensorboard event files under <run_dir>/tb."""
+
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (for example a non-finite loss)."""
+
+
+class TrainingInterrupted(TrainingError):
+    """The user stopped training (Ctrl-C); a checkpoint was saved."""
+
+
+@dataclass
+class Progress:
+    """Where a run stands: steps done, current epoch and batches of it already consumed."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Files of a run directory."""
+
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        """Folder of last.pt and the numbered checkpoints."""
+        return self.root / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        """The checkpoint written at every epoch end, interruption and stop."""
+        return self.checkpoints / LAST_NAME
+
+    @property
+    def metrics(self) -> Path:
+        """JSON lines of training and validation metrics."""
+        return self.root / "metrics.jsonl"
+
+    @property
+    def tensorboard(self) -> Path:
+        """Tensorboard event files."""
+        return self.root / "tb"
+
+
+@dataclass
+class TrainingSetup:
+    """Everything :func:`fit` needs, built by the API layer."""
+
+    model: Unsup3D
+    features: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    train_cfg: TrainConfig
+    loss_cfg: LossConfig
+    device: torch.device
+    config_dict: dict[str, Any] = field(default_factory=dict)
+    """The resolved experiment config, stored in every checkpoint."""
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with coupled L2 weight decay over every trainable parameter (reference §5)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+
+
+def compute_loss(
+    model: Unsup3D, features: nn.Module | None, image: Tensor, loss_cfg: LossConfig, epoch: int
+) -> tuple[LossTerms, Decomposition, Reconstruction]:
+    """Forward pass and objective for a batch of images (B, 3, 64, 64) in [0, 1]."""
+    decomp = model(image)
+    recon = model.reconstruct(decomp)
+    span = model.cfg.max_depth - model.cfg.min_depth
+    return total_loss(image, decomp, recon, loss_cfg, features, epoch, span), decomp, recon
+
+
+def train_step(setup: TrainingSetup, image: Tensor, progress: Progress) -> LossTerms:
+    """One optimisation step; raises :class:`TrainingError` before stepping on a bad loss."""
+    setup.model.train()
+    terms, _, _ = compute_loss(setup.model, setup.features, image, setup.loss_cfg, progress.epoch)
+    if not torch.isfinite(terms.total):
+        raise TrainingError(
+            f"non-finite loss ({float(terms.total)}) at step {progress.step + 1}, epoch "
+            f"{progress.epoch}; the model was not updated and the last good checkpoint is kept"
+        )
+    setup.optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    setup.optimizer.step()
+    return terms
+
+
+@torch.no_grad()
+def validate(setup: TrainingSetup, epoch: int) -> dict[str, float]:
+    """Loss terms averaged over the validation split, weighted by the actual batch sizes."""
+    setup.model.eval()
+    totals: dict[str, float] = {}
+    count = 0
+    setup.val_loader.sampler.set_epoch(0)
+    for batch in setup.val_loader:
+        if batch is None:
+            continue
+        image = batch["image"].to(setup.device)
+        terms, _, _ = compute_loss(setup.model, setup.features, image, setup.loss_cfg, epoch)
+        for key, value in terms.as_dict().items():
+            totals[key] = totals.get(key, 0.0) + value * len(image)
+        count += len(image)
+    return {key: value / max(count, 1) for key, value in totals.items()}
+
+
+def checkpoint_state(setup: TrainingSetup, progress: Progress) -> dict[str, Any]:
+    """Everything needed to rebuild the model and resume training exactly."""
+    return {
+        "model": setup.model.state_dict(),
+        "optimizer": setup.optimizer.state_dict(),
+        "step": progress.step,
+        "epoch": progress.epoch,
+        "batch_in_epoch": progress.batch_in_epoch,
+        "config": setup.config_dict,
+        "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+    }
+
+
+def restore_state(setup: TrainingSetup, state: dict[str, Any]) -> Progress:
+    """Load model, optimizer and RNG state from a checkpoint; return where to resume."""
+    setup.model.load_state_dict(state["model"])
+    setup.optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["rng"]["torch"])
+    random.setstate(state["rng"]["python"])
+    return Progress(state["step"], state["epoch"], state["batch_in_epoch"])
+
+
+class _StopFlag:
+    """SIGINT handler that asks the loop to stop after the current step (twice: stop now)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("interrupt received: stopping after this step (press Ctrl-C again to abort)")
+
+
+class _Monitor:
+    """Progress bar, metrics.jsonl, tensorboard scalars and image grids."""
+
+    def __init__(self, setup: TrainingSetup, paths: RunPaths, progress: Progress) -> None:
+        cfg = setup.train_cfg
+        self.cfg = cfg
+        self.metrics = MetricsWriter(paths.metrics)
+        self.board = _open_board(paths.tensorboard) if cfg.tensorboard else None
+        total = _total_steps(cfg, len(setup.train_loader))
+        self.bar = tqdm(total=total, initial=progress.step, unit="step", dynamic_ncols=True,
+                        disable=None, desc="train")  # fmt: skip
+        self.window_images, self.window_start = 0, time.perf_counter()
+
+    def after_step(self, terms: LossTerms, images: int, progress: Progress) -> None:
+        self.window_images += images
+        self.bar.update(1)
+        if progress.step % self.cfg.log_every_steps and progress.step != 1:
+            return
+        rate = self.window_images / max(time.perf_counter() - self.window_start, 1e-9)
+        record = {"kind": "train", "step": progress.step, "epoch": progress.epoch,
+                  **terms.as_dict(), "images_per_s": rate}  # fmt: skip
+        self.metrics.write(record)
+        self.bar.set_postfix(loss=f"{record['total']:.4f}", img_s=f"{rate:.1f}")
+        if self.bar.disable:
+            log.info("step %d epoch %d loss %.4f (%.1f img/s)", progress.step, progress.epoch,
+                     record["total"], rate)  # fmt: skip
+        self._scalars("train", record, progress.step)
+        self.window_images, self.window_start = 0, time.perf_counter()
+
+    def after_epoch(self, val: dict[str, float] | None, progress: Progress) -> None:
+        if val is None:
+            return
+        record = {"kind": "val", "step": progress.step, "epoch": progress.epoch, **val}
+        self.metrics.write(record)
+        self._scalars("val", record, progress.step)
+        log.info("epoch %d validation loss %.4f", progress.epoch, val["total"])
+
+    def images(self, setup: TrainingSetup, image: Tensor, progress: Progress) -> None:
+        if self.board is None or progress.step % self.cfg.image_every_steps:
+            return
+        for name, grid in visual_grids(setup.model, image[:16]).items():
+            self.board.add_image(name, grid, progress.step)
+
+    def _scalars(self, prefix: str, record: dict[str, Any], step: int) -> None:
+        if self.board is None:
+            return
+        for key, value in record.items():
+            if key not in ("kind", "step", "epoch"):
+                self.board.add_scalar(f"{prefix}/{key}", value, step)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.metrics.close()
+        if self.board is not None:
+            self.board.close()
+
+
+def _open_board(path: Path) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(path))
+
+
+def _total_steps(cfg: TrainConfig, batches_per_epoch: int) -> int:
+    total = cfg.num_epochs * batches_per_epoch
+    return min(total, cfg.max_steps) if cfg.max_steps is not None else total
+
+
+@torch.no_grad()
+def visual_grids(model: Unsup3D, image: Tensor) -> dict[str, Tensor]:
+    """Image grids (3, H', W') in [0, 1] of the model's factors for a few images."""
+    model.eval()
+    decomp = model(image)
+    recon = model.reconstruct(decomp)
+    batch = image.shape[0]
+    span = model.cfg.max_depth - model.cfg.min_depth
+    maps = {
+        "input": image,
+        "reconstruction": recon.image[:batch],
+        "reconstruction_flip": recon.image[batch:],
+        "canonical_albedo": decomp.albedo,
+        "canonical_shading": recon.shading[:batch],
+        "canonical_image": recon.canonical_image[:batch],
+        "canonical_depth": (model.cfg.max_depth - decomp.depth) / span,
+        "canonical_normal": recon.canonical_normal[:batch].permute(0, 3, 1, 2) / 2 + 0.5,
+    }
+    if decomp.confidence is not None:
+        maps["confidence"] = 1 / (1 + decomp.confidence[:, :1])
+        maps["confidence_flip"] = 1 / (1 + decomp.confidence[:, 1:])
+    model.train()
+    return {name: make_grid(x.clamp(0, 1).float().cpu(), nrow=4) for name, x in maps.items()}
+
+
+def fit(setup: TrainingSetup, paths: RunPaths, progress: Progress) -> Progress:
+    """Train from ``progress`` to the end of the schedule, checkpointing into ``paths``.
+
+    Saves ``last.pt`` at every epoch end and when stopped (``max_steps`` or Ctrl-C), plus a
+    numbered checkpoint every ``checkpoint_every_epochs`` epochs, keeping the newest N.
+
+    Raises:
+        TrainingError: on a non-finite loss (nothing is saved; earlier checkpoints stay).
+        TrainingInterrupted: after Ctrl-C, once ``last.pt`` holds the state.
+    """
+    monitor = _Monitor(setup, paths, progress)
+    try:
+        with _StopFlag() as stop:
+            _run(setup, paths, progress, monitor, stop)
+    except KeyboardInterrupt as err:
+        raise TrainingInterrupted(
+            f"aborted at step {progress.step}; the last checkpoint saved is {paths.last}"
+        ) from err
+    finally:
+        monitor.close()
+    return progress
+
+
+def _run(
+    setup: TrainingSetup, paths: RunPaths, progress: Progress, monitor: _Monitor, stop: _StopFlag
+) -> None:
+    cfg = setup.train_cfg
+    while progress.epoch < cfg.num_epochs and not _reached_max(cfg, progress):
+        if not _run_epoch(setup, progress, monitor, stop):
+            save_checkpoint(paths.last, checkpoint_state(setup, progress))
+            if stop.requested:
+                raise TrainingInterrupted(
+                    f"interrupted at step {progress.step}; resume from {paths.last}"
+                )
+            return
+        val = validate(setup, progress.epoch) if setup.val_loader is not None else None
+        monitor.after_epoch(val, progress)
+        progress.epoch += 1
+        progress.batch_in_epoch = 0
+        _save_epoch(setup, paths, progress)
+
+
+def _reached_max(cfg: TrainConfig, progress: Progress) -> bool:
+    return cfg.max_steps is not None and progress.step >= cfg.max_steps
+
+
+def _run_epoch(
+    setup: TrainingSetup, progress: Progress, monitor: _Monitor, stop: _StopFlag
+) -> bool:
+    """Train over the rest of the current epoch; False if stopped early."""
+    sampler = setup.train_loader.sampler
+    sampler.set_epoch(progress.epoch, sampler.start_index_of_batch(progress.batch_in_epoch))
+    for batch in setup.train_loader:
+        progress.batch_in_epoch += 1  # sampler positions consumed, even by an unreadable batch
+        if batch is None:
+            continue
+        image = batch["image"].to(setup.device, non_blocking=True)
+        terms = train_step(setup, image, progress)
+        progress.step += 1
+        monitor.after_step(terms, len(image), progress)
+        monitor.images(setup, image, progress)
+        if stop.requested or _reached_max(setup.train_cfg, progress):
+            return False
+    return True
+
+
+def _save_epoch(setup: TrainingSetup, paths: RunPaths, progress: Progress) -> None:
+    state = checkpoint_state(setup, progress)
+    save_checkpoint(paths.last, state)
+    if progress.epoch % setup.train_cfg.checkpoint_every_epochs == 0:
+        save_checkpoint(paths.checkpoints / step_checkpoint_name(progress.step), state)
+        prune_checkpoints(paths.checkpoints, setup.train_cfg.keep_checkpoints)

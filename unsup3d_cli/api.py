@@ -1,0 +1,219 @@
+"""Library API behind the CLI: build the pieces from a config and run them.
+
+Each function takes a resolved :class:`ExperimentConfig` (or a checkpoint) and plain values,
+raises :class:`ConfigError`, :class:`DataError`, :class:`CheckpointError` or
+:class:`TrainingError` for user mistakes, and returns where its outputs went.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from unsup3d_cli.config import ConfigError, ExperimentConfig, config_to_dict, dump_config
+from unsup3d_cli.data import DataError, build_dataset, make_loader
+from unsup3d_cli.engine.checkpoint import CheckpointError, load_checkpoint
+from unsup3d_cli.engine.trainer import (
+    Progress,
+    RunPaths,
+    TrainingError,
+    TrainingInterrupted,
+    TrainingSetup,
+    build_optimizer,
+    fit,
+    restore_state,
+)
+from unsup3d_cli.losses import VGGFeatures
+from unsup3d_cli.model import Unsup3D
+from unsup3d_cli.render import Renderer
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DataError",
+    "TrainingError",
+    "TrainingInterrupted",
+    "build_model",
+    "load_perceptual",
+    "resolve_device",
+    "seed_everything",
+    "train",
+]
+
+log = logging.getLogger(__name__)
+
+VGG16_FILE = "vgg16-397923af.pth"
+"""File name of torchvision's ImageNet VGG16 weights in its hub cache."""
+
+
+def resolve_device(spec: str = "auto") -> torch.device:
+    """'auto' (CUDA when available, else CPU), 'cpu', 'cuda' or 'cuda:N' → a usable device."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as err:
+        raise ValueError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} requested but CUDA is not available; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (every device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_model(cfg: ExperimentConfig) -> Unsup3D:
+    """The model, with its renderer, as configured (randomly initialised)."""
+    try:
+        return Unsup3D(cfg.model, Renderer(cfg.renderer))
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from err
+
+
+def load_perceptual(spec: str) -> nn.Module | None:
+    """The frozen VGG16 relu3_3 extractor for ``loss.perceptual_weights``.
+
+    Args:
+        spec: 'none' (no perceptual term), 'random' (random init, for tests), 'imagenet'
+            (torchvision's cached ImageNet weights, downloaded by torchvision when missing and
+            online), or a path to a VGG16 (or VGG16 ``features``) state-dict file.
+    """
+    if spec == "none":
+        return None
+    if spec == "random":
+        return VGGFeatures()
+    if spec == "imagenet":
+        return VGGFeatures(_imagenet_vgg16_state())
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"loss.perceptual_weights: {spec!r} is neither imagenet, random, none nor a file"
+        )
+    try:
+        return VGGFeatures(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:  # noqa: BLE001 - any unreadable/mismatched file is a user error
+        raise ConfigError(f"loss.perceptual_weights: cannot load VGG16 weights from {path}: {err}")
+
+
+def _imagenet_vgg16_state() -> dict:
+    from torchvision.models import VGG16_Weights
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / VGG16_FILE
+    try:
+        return VGG16_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
+    except Exception as err:  # noqa: BLE001 - offline, blocked or corrupt download
+        raise ConfigError(
+            f"loss.perceptual_weights: ImageNet VGG16 weights are not cached at {cached} and could "
+            f"not be downloaded ({type(err).__name__}); put the file there (from "
+            f"{VGG16_Weights.IMAGENET1K_V1.url}), or set loss.perceptual_weights to a weights "
+            "file path, 'random' or 'none'"
+        ) from err
+
+
+def default_run_dir(cfg: ExperimentConfig, root: Path = Path("runs")) -> Path:
+    """``runs/<name>/<YYYYmmdd-HHMMSS>/``."""
+    return root / cfg.name / datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _prepare_run_dir(cfg: ExperimentConfig, paths: RunPaths, resume: bool) -> dict | None:
+    """Create the run folder; return the checkpoint to resume from, if any.
+
+    Without ``resume``, outputs of an earlier run in the same folder are removed first.
+    """
+    if resume and paths.last.is_file():
+        state = load_checkpoint(paths.last)
+        _check_resumable(cfg, state, paths.last)
+        return state
+    if not resume and paths.root.exists():
+        stale = [p for p in (paths.checkpoints, paths.metrics, paths.tensorboard) if p.exists()]
+        if stale:
+            log.warning("--no-resume: removing the earlier run's outputs in %s", paths.root)
+        for item in stale:
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)
+    return None
+
+
+def _check_resumable(cfg: ExperimentConfig, state: dict, path: Path) -> None:
+    """The model and renderer sections must match the checkpoint's to resume from it."""
+    stored = state.get("config", {})
+    current = config_to_dict(cfg)
+    for section in ("model", "renderer"):
+        if stored.get(section) != current[section]:
+            raise ConfigError(
+                f"{path} was trained with a different '{section}' section; resume with the same "
+                "config, or start over with --no-resume or another --run-dir"
+            )
+
+
+def _loaders(cfg: ExperimentConfig) -> tuple:
+    train_set = build_dataset(cfg.data, "train")
+    train_loader = make_loader(
+        train_set, cfg.train.batch_size, shuffle=True, hflip=cfg.data.hflip,
+        seed=cfg.train.seed, num_workers=cfg.data.num_workers, drop_last=False,
+    )  # fmt: skip
+    if not cfg.train.validate:
+        return train_loader, None
+    try:
+        val_set = build_dataset(cfg.data, "val")
+    except DataError as err:
+        raise DataError(f"{err} (or set train.validate=false)") from err
+    val_loader = make_loader(
+        val_set, cfg.train.batch_size, shuffle=False, hflip=False, seed=cfg.train.seed,
+        num_workers=cfg.data.num_workers,
+    )  # fmt: skip
+    return train_loader, val_loader
+
+
+def train(
+    cfg: ExperimentConfig, run_dir: Path | None = None, device: str = "auto", resume: bool = True
+) -> Path:
+    """Train a model as configured; resumes from ``<run_dir>/checkpoints/last.pt`` if present.
+
+    Args:
+        cfg: the resolved experiment config (saved as ``config.yaml`` and in checkpoints).
+        run_dir: output folder; default ``runs/<name>/<timestamp>/``.
+        device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
+        resume: continue from the folder's last checkpoint; if False, start over in it.
+
+    Returns:
+        The run folder.
+    """
+    target = resolve_device(device)
+    paths = RunPaths(Path(run_dir) if run_dir is not None else default_run_dir(cfg))
+    seed_everything(cfg.train.seed)
+    train_loader, val_loader = _loaders(cfg)
+    model = build_model(cfg).to(target)
+    features = load_perceptual(cfg.loss.perceptual_weights)
+    setup = TrainingSetup(
+        model=model,
+        features=features.to(target) if features is not None else None,
+        optimizer=build_optimizer(model, cfg.train),
+        train_loader=train_loader,
+        val_loader=val_loader,
+        train_cfg=cfg.train,
+        loss_cfg=cfg.loss,
+        device=target,
+        config_dict=config_to_dict(cfg),
+    )
+    state = _prepare_run_dir(cfg, paths, resume)
+    progress = restore_state(setup, state) if state is not None else Progress()
+    if state is not None:
+        log.info("resuming %s at step %d (epoch %d)", paths.root, progress.step, progress.epoch)
+    dump_config(cfg, paths.root / "config.yaml")
+    log.info("training on %s; run folder %s", target, paths.root)
+    fit(setup, paths, progress)
+    return paths.root
