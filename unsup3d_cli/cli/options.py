@@ -1,0 +1,58 @@
+"""Shared ``Annotated`` aliases for the options of the ``unsup3d`` commands.
+
+Each alias carries its flag names and help text, so every command that takes, say, a config
+file spells and documents it the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Experiment YAML file (see configs/); missing keys take the built-in defaults.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        help="Override one config value, e.g. --set train.lr=2e-4 (repeatable; values are "
+        "Python literals, anything else is read as a string).",
+        show_default=False,
+    ),
+]
+RunDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--run-dir",
+        help="Folder for config.yaml, checkpoints/, metrics.jsonl and tb/ "
+        "(default: runs/NAME/YYYYmmdd-HHMMSS, NAME from the config).",
+        file_okay=False,
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="auto|cpu|cuda|cuda:N",
+        help="Where to run: 'auto' picks CUDA when available, else the CPU.",
+    ),
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        "--resume/--no-resume",
+        help="Continue from checkpoints/last.pt in the run folder when it exists, or start afresh.",
+    ),
+]
