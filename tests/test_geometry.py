@@ -101,7 +101,9 @@ def test_rigid_transform_keeps_the_pivot_and_inverts(dtype, tolerances):
     points = torch.rand(4, 5, 6, 3, dtype=dtype)
     shift = torch.rand(4, 3, dtype=dtype) * 0.1
     moved = rigid_transform(points, rot, shift, 1.0)
-    torch.testing.assert_close(inverse_rigid_transform(moved, rot, shift, 1.0), points, **tolerances)
+    torch.testing.assert_close(
+        inverse_rigid_transform(moved, rot, shift, 1.0), points, **tolerances
+    )
     # P' = R (P − c) + c + t, written out for one point.
     c = torch.tensor([0.0, 0.0, 1.0], dtype=dtype)
     expected = rot[2] @ (points[2, 3, 4] - c) + c + shift[2]

@@ -105,7 +105,9 @@ def load_perceptual(spec: str) -> nn.Module | None:
     try:
         return VGGFeatures(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as err:  # noqa: BLE001 - any unreadable/mismatched file is a user error
-        raise ConfigError(f"loss.perceptual_weights: cannot load VGG16 weights from {path}: {err}")
+        raise ConfigError(
+            f"loss.perceptual_weights: cannot load VGG16 weights from {path}: {err}"
+        ) from err
 
 
 def _imagenet_vgg16_state() -> dict:

@@ -20,7 +20,7 @@ def check_shape(x: Tensor, spec: str, name: str = "tensor") -> None:
     if x.dim() != len(tokens):
         raise ValueError(f"{name}: expected shape ({spec}), got {tuple(x.shape)}")
     bound: dict[str, int] = {}
-    for token, size in zip(tokens, x.shape):
+    for token, size in zip(tokens, x.shape, strict=True):
         if token == "*":
             continue
         if token.isdigit():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
 import torch
@@ -27,7 +27,7 @@ class LossConfig:
     lam_depth_smooth: float = 0.0
     """Weight of the canonical-depth smoothness term."""
     perceptual_weights: str = "imagenet"
-    """VGG16 weights: 'imagenet' (torchvision cache), 'random', 'none' (term off) or a state-dict path."""
+    """VGG16 weights: 'imagenet' (torchvision's cache), 'random', 'none' (term off) or a file."""
 
 
 EPS = 1e-7
@@ -94,7 +94,8 @@ def perceptual_nll(
     average-pooled to the feature resolution (fractional weights).
 
     Args:
-        recon_features: (B, C, h, w). target_features: (B, C, h, w).
+        recon_features: (B, C, h, w).
+        target_features: (B, C, h, w).
         mask: (B, 1, H, W) at image resolution, H a multiple of h.
         confidence: σ (B, 1, h, w), or None.
 
@@ -134,16 +135,10 @@ class VGGFeatures(nn.Module):
         super().__init__()
         from torchvision.models import vgg16
 
-        features = vgg16(weights=None).features
+        layers = vgg16(weights=None).features[:VGG16_RELU3_3]
         if state_dict is not None:
-            if any(k.startswith("features.") for k in state_dict):
-                state_dict = {
-                    k.removeprefix("features."): v
-                    for k, v in state_dict.items()
-                    if k.startswith("features.")
-                }
-            features.load_state_dict(state_dict)
-        self.layers = features[:VGG16_RELU3_3].requires_grad_(False).eval()
+            layers.load_state_dict(_relu3_3_state(state_dict, layers.state_dict().keys()))
+        self.layers = layers.requires_grad_(False).eval()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -154,6 +149,16 @@ class VGGFeatures(nn.Module):
     def forward(self, image: Tensor) -> Tensor:
         """Images (B, 3, H, W) in [0, 1] → relu3_3 features (B, 256, H/4, W/4)."""
         return self.layers((image - self.mean) / self.std)
+
+
+def _relu3_3_state(state_dict: Mapping[str, Tensor], needed: Iterable[str]) -> dict[str, Tensor]:
+    """The entries of a VGG16 (or VGG16 ``features``) state dict that relu3_3 needs."""
+    if any(k.startswith("features.") for k in state_dict):
+        state_dict = {k.removeprefix("features."): v for k, v in state_dict.items()}
+    missing = [k for k in needed if k not in state_dict]
+    if missing:
+        raise ValueError(f"not a VGG16 state dict: missing {', '.join(missing[:4])}")
+    return {k: state_dict[k] for k in needed}
 
 
 def total_loss(

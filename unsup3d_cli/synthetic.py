@@ -34,7 +34,9 @@ def _relief(x: Tensor, y: Tensor, shape: Tensor) -> tuple[Tensor, Tensor]:
     head = (r2 < 1).to(x.dtype)
     dome = 0.12 * torch.sqrt((1 - r2).clamp(min=0))
     detail = nose * _bump(x, y, 0.0, 0.1, 0.08, 0.22) + brow * _bump(x, y, 0.0, -0.32, 0.5, 0.07)
-    detail = detail - eyes * (_bump(x, y, 0.28, -0.18, 0.13, 0.08) + _bump(x, y, -0.28, -0.18, 0.13, 0.08))
+    detail = detail - eyes * (
+        _bump(x, y, 0.28, -0.18, 0.13, 0.08) + _bump(x, y, -0.28, -0.18, 0.13, 0.08)
+    )
     depth = BACKGROUND_DEPTH - head * (dome + detail)
     return depth.clamp(0.9, BACKGROUND_DEPTH), head
 

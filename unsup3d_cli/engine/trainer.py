@@ -145,7 +145,7 @@ def train_step(setup: TrainingSetup, image: Tensor, progress: Progress) -> LossT
     terms, _, _ = compute_loss(setup.model, setup.features, image, setup.loss_cfg, progress.epoch)
     if not torch.isfinite(terms.total):
         raise TrainingError(
-            f"non-finite loss ({float(terms.total)}) at step {progress.step + 1}, epoch "
+            f"non-finite loss ({float(terms.total.detach())}) at step {progress.step + 1}, epoch "
             f"{progress.epoch}; the model was not updated and the last good checkpoint is kept"
         )
     setup.optimizer.zero_grad(set_to_none=True)

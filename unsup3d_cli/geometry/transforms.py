@@ -41,7 +41,9 @@ def _pivot(points: Tensor, pivot_depth: float) -> Tensor:
     return points.new_tensor([0.0, 0.0, pivot_depth])
 
 
-def rigid_transform(points: Tensor, rotation: Tensor, translation: Tensor, pivot_depth: float) -> Tensor:
+def rigid_transform(
+    points: Tensor, rotation: Tensor, translation: Tensor, pivot_depth: float
+) -> Tensor:
     """Apply the viewpoint transform ``P' = R (P − c) + c + t`` with pivot ``c = (0, 0, d)``.
 
     Args:

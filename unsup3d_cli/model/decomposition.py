@@ -57,8 +57,10 @@ class Decomposition(_TensorFields):
 
 @dataclass(frozen=True)
 class Reconstruction(_TensorFields):
-    """Both reconstructions of a batch: rows [0, B) from the canonical frame, [B, 2B) from its
-    mirror image. Use :meth:`split` to get the two halves.
+    """Both reconstructions of a batch, from the canonical frame and from its mirror image.
+
+    Rows [0, B) come from the canonical frame and [B, 2B) from its mirror image; use
+    :meth:`split` to get the two halves.
 
     Attributes:
         canonical_depth: (2B, 1, H, W). canonical_albedo: (2B, 3, H, W) in [0, 1].
@@ -94,6 +96,8 @@ def decode_depth(raw: Tensor, min_depth: float, max_depth: float) -> Tensor:
 
     Args:
         raw: shape (B, 1, H, W).
+        min_depth: lower end of the depth range.
+        max_depth: upper end of the depth range.
 
     Returns:
         Depth, shape (B, 1, H, W).
@@ -109,6 +113,8 @@ def fill_border(depth: Tensor, border_depth: float, columns: int = 2) -> Tensor:
 
     Args:
         depth: shape (B, 1, H, W).
+        border_depth: the value written.
+        columns: how many columns on each side.
 
     Returns:
         Shape (B, 1, H, W).

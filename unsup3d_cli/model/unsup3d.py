@@ -169,7 +169,7 @@ class Unsup3D(nn.Module):
             depth, rotation, translation, self.view_depth_range
         )
         grid = self.renderer.inverse_grid(view_depth, rotation, translation)  # (2B, H, W, 2)
-        # Sample around mid-grey so that out-of-image samples read 0.5, like the original's 0 in [-1, 1].
+        # Sample around mid-grey: out-of-image samples read 0.5, the original's 0 in [-1, 1].
         warped = sample_canonical(canonical_image - 0.5, grid) + 0.5
         original, mirrored = Reconstruction.split(view_mask)
         mask = (original * mirrored).detach()  # (B, 1, H, W)

@@ -98,7 +98,8 @@ def _row_spans(tri_uv: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     """Leftmost and rightmost u where the horizontal line ``v`` crosses each triangle.
 
     Args:
-        tri_uv: (R, 3, 2) triangles. v: (R,) row coordinate per triangle.
+        tri_uv: (R, 3, 2) triangles.
+        v: (R,) row coordinate per triangle.
 
     Returns:
         u_min, u_max, each (R,); u_min > u_max where the row misses the triangle.
@@ -182,9 +183,12 @@ def _zbuffer(
     """Visibility pass over triangles flattened across the batch (T = B·F).
 
     Args:
-        tri_uv: (T, 3, 2) projected vertices. tri_z: (T, 3) vertex depths.
+        tri_uv: (T, 3, 2) projected vertices.
+        tri_z: (T, 3) vertex depths.
         num_faces: F, to recover each triangle's batch index.
         shape: (B, H, W).
+        near: triangles or pixels closer than this are skipped.
+        max_candidates: most (triangle, pixel) pairs tested at once.
 
     Returns:
         Flat triangle index t = b·F + f of the nearest triangle per pixel, -1 where empty,
@@ -214,13 +218,20 @@ def _zbuffer(
 
 
 def _interpolate(
-    tri_uv: Tensor, tri_z: Tensor, face_index: Tensor, shape: tuple[int, int, int], background: float
+    tri_uv: Tensor,
+    tri_z: Tensor,
+    face_index: Tensor,
+    shape: tuple[int, int, int],
+    background: float,
 ) -> RasterOutput:
     """Differentiable pass: perspective-correct depth and barycentrics of the visible triangles.
 
     Args:
-        tri_uv: (B, F, 3, 2) projected vertices. tri_z: (B, F, 3) vertex depths.
-        face_index: (B·H·W,) flat visible triangle index or -1. shape: (B, H, W).
+        tri_uv: (B, F, 3, 2) projected vertices.
+        tri_z: (B, F, 3) vertex depths.
+        face_index: (B·H·W,) flat visible triangle index or -1.
+        shape: (B, H, W).
+        background: depth of empty pixels.
     """
     batch, height, width = shape
     num_faces = tri_uv.shape[1]

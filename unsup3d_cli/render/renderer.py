@@ -69,7 +69,7 @@ class Renderer(nn.Module):
         translation: Tensor,
         depth_range: tuple[float, float],
     ) -> tuple[Tensor, Tensor]:
-        """View depth (B, 1, H, W) and validity mask of a canonical depth map; see ``warp_depth``."""
+        """View depth (B, 1, H, W) and validity mask of a canonical depth map (``warp_depth``)."""
         return warp_depth(
             canonical_depth,
             rotation,
@@ -83,7 +83,11 @@ class Renderer(nn.Module):
     def inverse_grid(self, view_depth: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
         """Sampling grid (B, H, W, 2) from the view into the canonical frame."""
         return inverse_warp_grid(
-            view_depth, rotation, translation, self.intrinsics(view_depth), self.cfg.rot_center_depth
+            view_depth,
+            rotation,
+            translation,
+            self.intrinsics(view_depth),
+            self.cfg.rot_center_depth,
         )
 
     def render_view(
@@ -99,7 +103,8 @@ class Renderer(nn.Module):
         Args:
             colors: a value per canonical pixel (= mesh vertex), shape (B, C, H, W).
             canonical_depth: shape (B, 1, H, W).
-            rotation: (B, 3, 3). translation: (B, 3).
+            rotation: (B, 3, 3).
+            translation: (B, 3).
             background: value of pixels the mesh does not cover.
 
         Returns:

@@ -46,7 +46,8 @@ def warp_depth(
 
     Args:
         canonical_depth: shape (B, 1, H, W).
-        rotation: shape (B, 3, 3). translation: shape (B, 3).
+        rotation: shape (B, 3, 3).
+        translation: shape (B, 3).
         intrinsics: pinhole matrix K, shape (3, 3).
         pivot_depth: z of the rotation pivot.
         depth_range: (lo, hi) clamp of the rendered depth; pixels at ``hi`` (background
@@ -78,7 +79,8 @@ def inverse_warp_grid(
 
     Args:
         view_depth: shape (B, 1, H, W).
-        rotation: shape (B, 3, 3). translation: shape (B, 3).
+        rotation: shape (B, 3, 3).
+        translation: shape (B, 3).
         intrinsics: shape (3, 3).
         pivot_depth: z of the rotation pivot.
 
@@ -95,7 +97,8 @@ def sample_canonical(image: Tensor, grid: Tensor) -> Tensor:
     """Bilinear lookup of a canonical image at a sampling grid (zeros outside).
 
     Args:
-        image: shape (B, C, H, W). grid: shape (B, H', W', 2).
+        image: shape (B, C, H, W).
+        grid: shape (B, H', W', 2).
 
     Returns:
         Shape (B, C, H', W').

@@ -1,0 +1,116 @@
+"""Losses against hand computations, masks, the flip schedule and the VGG backbone."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.autograd import gradcheck
+
+from unsup3d_cli.losses import (
+    EPS,
+    LossConfig,
+    VGGFeatures,
+    depth_smoothness,
+    flip_weight,
+    perceptual_nll,
+    photometric_nll,
+    total_loss,
+)
+from unsup3d_cli.model import ModelConfig, Unsup3D
+from unsup3d_cli.render import Renderer
+
+
+def test_photometric_without_confidence_is_the_masked_l1_in_signed_units():
+    recon = torch.zeros(1, 3, 2, 2)
+    target = torch.tensor([0.1, 0.2, 0.3, 0.4]).view(1, 1, 2, 2).expand(1, 3, 2, 2)
+    mask = torch.tensor([1.0, 1.0, 0.0, 1.0]).view(1, 1, 2, 2)
+    expected = 2 * (0.1 + 0.2 + 0.4) / 3  # |Δ| in [-1, 1] units, masked mean over pixels
+    assert photometric_nll(recon, target, mask).item() == pytest.approx(expected)
+    changed = target.clone()
+    changed[..., 1, 0] = 0.9  # a masked-out pixel does not matter
+    assert photometric_nll(recon, changed, mask).item() == pytest.approx(expected)
+
+
+def test_photometric_with_confidence_is_the_laplace_nll():
+    recon, target = torch.zeros(1, 3, 1, 2), torch.full((1, 3, 1, 2), 0.25)
+    sigma = torch.tensor([0.5, 2.0]).view(1, 1, 1, 2)
+    mask = torch.ones(1, 1, 1, 2)
+    per_pixel = [math.sqrt(2) * 0.5 / (s + EPS) + math.log(s + EPS) for s in (0.5, 2.0)]
+    value = photometric_nll(recon, target, mask, sigma).item()
+    assert value == pytest.approx(sum(per_pixel) / 2, rel=1e-6)
+
+
+def test_perceptual_uses_the_average_pooled_mask_and_gaussian_nll():
+    features_a = torch.zeros(1, 2, 2, 2)
+    features_b = torch.tensor([1.0, 2.0, 3.0, 4.0]).view(1, 1, 2, 2).expand(1, 2, 2, 2)
+    mask = torch.ones(1, 1, 4, 4)
+    mask[..., :2, :2] = 0.0  # top-left cell fully out
+    mask[..., 0, 2] = 0.0  # top-right cell three quarters in
+    weights = torch.tensor([0.0, 0.75, 1.0, 1.0])
+    squares = torch.tensor([1.0, 4.0, 9.0, 16.0])
+    expected = (weights * squares).sum() / weights.sum()
+    assert perceptual_nll(features_a, features_b, mask).item() == pytest.approx(expected.item())
+    sigma = torch.full((1, 1, 2, 2), 3.0)
+    nll = squares / (2 * 9.0 + EPS) + math.log(3.0 + EPS)
+    expected_nll = (weights * nll).sum() / weights.sum()
+    value = perceptual_nll(features_a, features_b, mask, sigma).item()
+    assert value == pytest.approx(expected_nll.item(), rel=1e-6)
+
+
+def test_flip_weight_schedule_is_one_before_the_start_epoch():
+    cat = LossConfig(lam_flip=0.5, lam_flip_start_epoch=10)
+    assert [flip_weight(cat, e) for e in (0, 9, 10, 50)] == [1.0, 1.0, 0.5, 0.5]
+    assert flip_weight(LossConfig(), 0) == 0.5
+
+
+def test_depth_smoothness_of_a_ramp():
+    ramp = torch.linspace(0.9, 1.1, 11).view(1, 1, 1, 11).expand(1, 1, 5, 11)
+    assert depth_smoothness(ramp, 0.2).item() == pytest.approx(0.02 / 0.2)
+
+
+def test_gradcheck_losses():
+    recon = torch.rand(1, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    target = torch.rand(1, 3, 4, 4, dtype=torch.float64)
+    sigma = (0.5 + torch.rand(1, 1, 4, 4, dtype=torch.float64)).requires_grad_()
+    mask = (torch.rand(1, 1, 4, 4, dtype=torch.float64) > 0.3).double()
+    assert gradcheck(lambda r, s: photometric_nll(r, target, mask, s), (recon, sigma))
+    feats = torch.rand(1, 2, 2, 2, dtype=torch.float64, requires_grad=True)
+    small_sigma = (0.5 + torch.rand(1, 1, 2, 2, dtype=torch.float64)).requires_grad_()
+    assert gradcheck(
+        lambda f, s: perceptual_nll(f, target[:, :2, :2, :2], mask, s), (feats, small_sigma)
+    )
+
+
+def test_vgg_features_are_frozen_and_load_state_dicts():
+    vgg = VGGFeatures()
+    assert not any(p.requires_grad for p in vgg.parameters())
+    out = vgg(torch.rand(2, 3, 64, 64))
+    assert out.shape == (2, 256, 16, 16) and (out >= 0).all()  # after relu3_3
+    vgg.train()
+    assert not vgg.training
+    full = {f"features.{k}": v + 1 for k, v in vgg.layers.state_dict().items()}
+    full["classifier.0.weight"] = torch.zeros(1)
+    loaded = VGGFeatures(full)
+    torch.testing.assert_close(loaded.layers[0].weight, vgg.layers[0].weight + 1)
+
+
+def test_total_loss_combines_the_terms_with_their_weights():
+    model = Unsup3D(
+        ModelConfig(width=16, encoder_width=16, depth_zdim=32, confidence_zdim=16), Renderer()
+    )
+    image = torch.rand(2, 3, 64, 64)
+    decomp = model(image)
+    recon = model.reconstruct(decomp)
+    cfg = LossConfig(lam_perc=0.3, lam_flip=0.5, lam_depth_smooth=0.1)
+    terms = total_loss(image, decomp, recon, cfg, VGGFeatures(), epoch=3, depth_span=0.2)
+    perceptual = terms.perceptual + 0.5 * terms.perceptual_flip
+    manual = terms.photometric + 0.5 * terms.photometric_flip + 0.3 * perceptual
+    manual = manual + 0.1 * terms.depth_smooth
+    torch.testing.assert_close(terms.total, manual)
+    assert terms.perceptual != 0 and terms.depth_smooth > 0
+    without = total_loss(image, decomp, recon, cfg, None, epoch=3, depth_span=0.2)
+    assert without.perceptual == 0 and without.perceptual_flip == 0
+    assert set(terms.as_dict()) == {"photometric", "photometric_flip", "perceptual",
+                                    "perceptual_flip", "depth_smooth", "total"}  # fmt: skip

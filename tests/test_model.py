@@ -1,0 +1,156 @@
+"""Unsup3D networks, output decoding and the canonical/mirror reconstruction."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from unsup3d_cli.model import Decomposition, ModelConfig, Reconstruction, Unsup3D
+from unsup3d_cli.model.decomposition import decode_depth, decode_light, decode_view, fill_border
+from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder
+from unsup3d_cli.render import Renderer
+
+TINY = ModelConfig(width=16, encoder_width=16, depth_zdim=32, confidence_zdim=16)
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_paper_networks_have_the_reference_parameter_counts():
+    model = Unsup3D(ModelConfig(), Renderer())
+    assert _count(model.depth_net) == 12_979_648
+    assert _count(model.albedo_net) == 12_982_848
+    assert _count(model.light_net) == 1_739_264
+    assert _count(model.view_net) == 1_739_776
+    assert _count(model.confidence_net) == 7_678_208
+    assert _count(model) == 37_119_744
+    assert all(not isinstance(m, torch.nn.Conv2d) or m.bias is None for m in model.modules())
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_forward_shapes_and_ranges(batch):
+    model = Unsup3D(TINY, Renderer())
+    decomp = model(torch.rand(batch, 3, 64, 64))
+    assert decomp.depth.shape == (batch, 1, 64, 64)
+    assert decomp.albedo.shape == (batch, 3, 64, 64)
+    assert decomp.confidence.shape == (batch, 2, 64, 64)
+    assert decomp.perceptual_confidence.shape == (batch, 2, 16, 16)
+    inner = decomp.depth[..., 2:-2]
+    assert (inner > 0.9).all() and (inner < 1.1).all()
+    assert torch.allclose(decomp.depth[..., :2], torch.tensor(1.04))
+    assert torch.allclose(decomp.depth[..., -2:], torch.tensor(1.04))
+    assert ((decomp.albedo >= 0) & (decomp.albedo <= 1)).all()
+    torch.testing.assert_close(decomp.light_direction.norm(dim=1), torch.ones(batch))
+    assert (decomp.light_direction[:, 2] > 0.5).all()
+    assert (decomp.view_angles.abs() <= math.radians(60)).all()
+    assert (decomp.view_translation[:, 2] == 0).all()  # z range 0 for faces
+    assert (decomp.confidence > 0).all()
+
+
+def test_wrong_input_size_is_a_value_error():
+    with pytest.raises(ValueError, match="image"):
+        Unsup3D(TINY, Renderer())(torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        EncoderDecoder(1, width=18)
+
+
+def test_network_output_shapes():
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert Encoder(6, 8)(x).shape == (2, 6)
+    assert EncoderDecoder(3, 8, 16, use_tanh=True)(x).abs().max() <= 1
+    photometric, perceptual = ConfidenceNet(8, 16)(x)
+    assert photometric.shape == (2, 2, 64, 64) and perceptual.shape == (2, 2, 16, 16)
+
+
+def test_decoders_follow_the_reference_formulas():
+    raw = torch.randn(2, 1, 6, 6)
+    depth = decode_depth(raw, 0.9, 1.1)
+    torch.testing.assert_close(decode_depth(raw + 5.0, 0.9, 1.1), depth)  # mean removed
+    centred = raw - raw.mean(dim=(2, 3), keepdim=True)
+    torch.testing.assert_close(depth, 1.0 + 0.1 * torch.tanh(centred))
+    filled = fill_border(depth, 1.04)
+    assert torch.equal(filled[..., 2:-2], depth[..., 2:-2]) and not torch.equal(filled, depth)
+    ambient, diffuse, direction = decode_light(
+        torch.tensor([[0.0, 1.0, 1.0, 0.0]]), (0, 1), (0.5, 1)
+    )
+    assert ambient.item() == pytest.approx(0.5) and diffuse.item() == pytest.approx(1.0)
+    torch.testing.assert_close(direction, torch.tensor([[1.0, 0.0, 1.0]]) / math.sqrt(2))
+    angles, shift = decode_view(torch.tensor([[1.0, -0.5, 0.0, 1.0, -1.0, 1.0]]), 60.0, 0.1, 0.0)
+    torch.testing.assert_close(angles, torch.tensor([[math.pi / 3, -math.pi / 6, 0.0]]))
+    torch.testing.assert_close(shift, torch.tensor([[0.1, -0.1, 0.0]]))
+
+
+def _symmetric_decomposition(batch: int = 2, view=None) -> Decomposition:
+    x = torch.linspace(-1, 1, 64)
+    bump = 1.05 - 0.1 * torch.exp(-(x[None, :] ** 2 + x[:, None] ** 2) / 0.3)  # symmetric in x
+    depth = fill_border(bump.expand(batch, 1, 64, 64), 1.04)
+    albedo = (0.5 + 0.4 * torch.cos(3 * x)[None, :] * torch.linspace(0, 1, 64)[:, None]).expand(
+        batch, 3, 64, 64
+    )
+    return Decomposition(
+        depth=depth, depth_unbordered=depth, albedo=albedo,
+        ambient=torch.full((batch,), 0.4), diffuse=torch.full((batch,), 0.6),
+        light_direction=torch.tensor([[0.0, 0.0, 1.0]]).expand(batch, 3),
+        view_angles=torch.zeros(batch, 3) if view is None else view,
+        view_translation=torch.zeros(batch, 3),
+    )  # fmt: skip
+
+
+def test_identity_view_reconstructs_the_canonical_image():
+    model = Unsup3D(TINY, Renderer())
+    recon = model.reconstruct(_symmetric_decomposition())
+    assert recon.image.shape == (4, 3, 64, 64) and recon.mask.shape == (2, 1, 64, 64)
+    assert recon.mask.all()
+    torch.testing.assert_close(recon.image, recon.canonical_image, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(recon.view_depth, recon.canonical_depth, rtol=1e-5, atol=1e-5)
+
+
+def test_symmetric_object_gives_identical_branches_under_any_view():
+    view = torch.tensor([[0.1, 0.4, 0.05], [-0.2, -0.3, 0.0]])
+    recon = Unsup3D(TINY, Renderer()).reconstruct(_symmetric_decomposition(view=view))
+    original, mirrored = Reconstruction.split(recon.image)
+    torch.testing.assert_close(original, mirrored, rtol=1e-4, atol=1e-4)
+    assert 0.5 < recon.mask.mean() < 1.0  # rotated: some pixels leave the mask
+    assert ((recon.image[:2] == 0.5) | recon.mask.bool()).all()  # outside the mask: mid-grey
+
+
+def test_asymmetric_object_gives_different_branches_and_ablations_switch_them():
+    decomp = _symmetric_decomposition()
+    decomp = Decomposition(**{**decomp.__dict__, "albedo": torch.rand(2, 3, 64, 64)})
+    recon = Unsup3D(TINY, Renderer()).reconstruct(decomp)
+    assert not torch.allclose(*Reconstruction.split(recon.image))
+    no_albedo_flip = Unsup3D(ModelConfig(**{**TINY.__dict__, "flip_albedo": False}), Renderer())
+    recon = no_albedo_flip.reconstruct(decomp)
+    torch.testing.assert_close(*Reconstruction.split(recon.image))
+
+
+def test_without_light_the_canonical_image_is_the_albedo():
+    model = Unsup3D(ModelConfig(**{**TINY.__dict__, "use_light": False}), Renderer())
+    assert model.light_net is None
+    image = torch.rand(2, 3, 64, 64)
+    decomp = model(image)
+    recon = model.reconstruct(decomp)
+    torch.testing.assert_close(recon.canonical_image[:2], decomp.albedo)
+
+
+def test_gradients_reach_every_network():
+    model = Unsup3D(TINY, Renderer())
+    image = torch.rand(2, 3, 64, 64)
+    decomp = model(image)
+    recon = model.reconstruct(decomp)
+    loss = (recon.image - image.repeat(2, 1, 1, 1)).abs().mean()
+    loss = loss + decomp.confidence.mean() + decomp.perceptual_confidence.mean()
+    loss.backward()
+    for name in ("depth_net", "albedo_net", "light_net", "view_net", "confidence_net"):
+        grads = [p.grad for p in getattr(model, name).parameters()]
+        assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0, name
+
+
+def test_decomposition_detach_and_to():
+    decomp = Unsup3D(TINY, Renderer())(torch.rand(1, 3, 64, 64))
+    detached = decomp.detach()
+    assert decomp.depth.requires_grad and not detached.depth.requires_grad
+    assert detached.to(torch.float64).albedo.dtype == torch.float64

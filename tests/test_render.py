@@ -1,0 +1,221 @@
+"""The renderer against the naive loop reference, hand-made masks and analytic planes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.autograd import gradcheck
+
+from unsup3d_cli.geometry import depth_to_points, euler_to_rotation, intrinsics_from_fov
+from unsup3d_cli.render import (
+    Renderer,
+    RendererConfig,
+    grid_faces,
+    inverse_warp_grid,
+    lambertian_shading,
+    posed_mesh,
+    rasterize_depth,
+    sample_canonical,
+    warp_depth,
+)
+from unsup3d_cli.render.reference import rasterize_depth_reference
+
+
+def _smooth_depth(batch: int, size: int, dtype=torch.float64, device="cpu") -> torch.Tensor:
+    coarse = 0.9 + 0.2 * torch.rand(batch, 1, 3, 3, dtype=dtype, device=device)
+    return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)
+
+
+def _posed(depth: torch.Tensor, angles: list[list[float]], shift: float = 0.0):
+    dtype, device = depth.dtype, depth.device
+    rot = euler_to_rotation(torch.tensor(angles, dtype=dtype, device=device))
+    trans = torch.full((depth.shape[0], 3), shift, dtype=dtype, device=device)
+    k = intrinsics_from_fov(10.0, depth.shape[-1], depth)
+    vertices, faces = posed_mesh(depth, rot, trans, k, 1.0)
+    return vertices, faces, k, rot, trans
+
+
+ANGLES = [[0.15, 0.6, 0.05], [-0.25, -0.45, 0.2]]  # asymmetric poses: axis flips would show
+
+
+def test_grid_faces_layout():
+    faces = grid_faces(3, 4)
+    assert faces.shape == (2 * 2 * 3, 3)
+    assert faces[0].tolist() == [0, 4, 1]  # (r,c), (r+1,c), (r,c+1)
+    assert faces[1].tolist() == [1, 4, 5]  # (r,c+1), (r+1,c), (r+1,c+1)
+    assert faces[-1].tolist() == [7, 10, 11]
+    with pytest.raises(ValueError):
+        grid_faces(1, 4)
+
+
+def test_fast_rasterizer_matches_reference_values_and_gradients():
+    depth = _smooth_depth(2, 8)
+    vertices, faces, k, _, _ = _posed(depth, ANGLES, shift=0.01)
+    fast_in = vertices.detach().clone().requires_grad_()
+    ref_in = vertices.detach().clone().requires_grad_()
+    fast = rasterize_depth(fast_in, faces, k, (8, 8))
+    ref = rasterize_depth_reference(ref_in, faces, k, (8, 8))
+    assert torch.equal(fast.face_index, ref.face_index)
+    assert torch.equal(fast.covered, ref.covered)
+    assert 20 < int(fast.covered.sum()) < 128  # partly covered: both branches exercised
+    torch.testing.assert_close(fast.depth, ref.depth)
+    torch.testing.assert_close(fast.barycentric, ref.barycentric)
+    upstream = torch.randn(
+        fast.depth.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+    upstream_bary = torch.randn(fast.barycentric.shape, dtype=torch.float64)
+    ((fast.depth * upstream).sum() + (fast.barycentric * upstream_bary).sum()).backward()
+    ((ref.depth * upstream).sum() + (ref.barycentric * upstream_bary).sum()).backward()
+    assert fast_in.grad.abs().sum() > 0
+    torch.testing.assert_close(fast_in.grad, ref_in.grad)
+
+
+def test_asymmetric_triangle_covers_the_hand_computed_mask(device):
+    k = intrinsics_from_fov(10.0, 8, torch.zeros((), device=device, dtype=torch.float64))
+    corners_uv = [(1.0, 1.0), (6.0, 1.0), (1.0, 4.0)]  # pixel coordinates (u, v), depth 1
+    vertices = torch.tensor(
+        [[(u - k[0, 2].item()) / k[0, 0].item(), (v - k[1, 2].item()) / k[1, 1].item(), 1.0]
+         for u, v in corners_uv], dtype=torch.float64, device=device,
+    )[None]  # fmt: skip
+    faces = torch.tensor([[0, 1, 2]], device=device)
+    out = rasterize_depth(vertices, faces, k, (8, 8))
+    expected = torch.tensor(
+        [
+            [0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 1, 1, 1, 1, 1, 1, 0],
+            [0, 1, 1, 1, 1, 0, 0, 0],  # (u − 1)/5 + (v − 1)/3 ≤ 1
+            [0, 1, 1, 0, 0, 0, 0, 0],
+            [0, 1, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0],
+        ],
+        dtype=torch.bool,
+        device=device,
+    )
+    assert torch.equal(out.covered[0, 0], expected)
+    assert torch.equal(out.face_index[0] == 0, expected)
+    assert int(expected.sum()) == 13
+    ones = torch.ones(13, dtype=torch.float64, device=device)
+    torch.testing.assert_close(out.depth[0, 0][expected], ones)
+    assert (out.depth[0, 0][~expected] == 100.0).all()
+    flipped = rasterize_depth(vertices, faces.flip(-1), k, (8, 8))  # other winding: two-sided
+    assert torch.equal(flipped.covered, out.covered)
+
+
+def test_identity_view_reproduces_the_depth_everywhere(device, dtype, tolerances):
+    depth = _smooth_depth(3, 16, dtype, device)
+    eye, zero = torch.eye(3, dtype=dtype, device=device).expand(3, 3, 3), depth.new_zeros(3, 3)
+    k = intrinsics_from_fov(10.0, 16, depth)
+    view, mask = warp_depth(depth, eye, zero, k, 1.0, (0.8, 1.2))
+    assert mask.all()
+    torch.testing.assert_close(view, depth, **tolerances)
+    grid = inverse_warp_grid(view, eye, zero, k, 1.0)
+    image = torch.rand(3, 3, 16, 16, dtype=dtype, device=device)
+    torch.testing.assert_close(sample_canonical(image, grid), image, **tolerances)
+
+
+@pytest.mark.parametrize("yaw_deg", [-35.0, 20.0, 60.0])
+def test_rotated_plane_matches_its_exact_depth(yaw_deg):
+    size, theta = 32, math.radians(yaw_deg)
+    depth = torch.ones(1, 1, size, size, dtype=torch.float64)
+    view, mask = warp_depth(
+        depth, euler_to_rotation(torch.tensor([[0.0, theta, 0.0]], dtype=torch.float64)),
+        depth.new_zeros(1, 3), intrinsics_from_fov(10.0, size, depth), 1.0, (0.0, 10.0),
+    )  # fmt: skip
+    k = intrinsics_from_fov(10.0, size, depth)
+    u = torch.arange(size, dtype=torch.float64)
+    # The plane through the pivot (0, 0, 1) with normal (sin θ, 0, cos θ), hit by the ray of u.
+    exact = math.cos(theta) / (math.sin(theta) * (u - k[0, 2]) / k[0, 0] + math.cos(theta))
+    exact = exact.expand(size, size)
+    covered = mask[0, 0].bool()
+    assert covered.sum() > size * size * math.cos(theta) * 0.8
+    torch.testing.assert_close(view[0, 0][covered], exact[covered], rtol=1e-10, atol=1e-10)
+
+
+def test_nearer_surface_wins():
+    k = intrinsics_from_fov(10.0, 8, torch.zeros((), dtype=torch.float64))
+    near = depth_to_points(torch.full((1, 1, 8, 8), 1.0, dtype=torch.float64), k).reshape(1, -1, 3)
+    far = near * 1.05
+    faces = grid_faces(8, 8)
+    both = torch.cat([far, near], dim=1)
+    out = rasterize_depth(both, torch.cat([faces, faces + 64]), k, (8, 8))
+    torch.testing.assert_close(out.depth, torch.ones_like(out.depth))
+    assert (out.face_index >= len(faces)).all()
+
+
+def test_chunked_visibility_equals_one_pass():
+    depth = _smooth_depth(2, 16)
+    vertices, faces, k, _, _ = _posed(depth, ANGLES)
+    whole = rasterize_depth(vertices, faces, k, (16, 16))
+    chunked = rasterize_depth(vertices, faces, k, (16, 16), max_candidates=7)
+    assert torch.equal(whole.face_index, chunked.face_index)
+    torch.testing.assert_close(whole.depth, chunked.depth)
+
+
+def test_edge_on_view_stays_bounded_and_finite():
+    depth = _smooth_depth(1, 16)
+    vertices, faces, k, _, _ = _posed(depth, [[0.0, math.pi / 2, 0.0]])
+    out = rasterize_depth(vertices, faces, k, (16, 16), max_candidates=50)
+    assert torch.isfinite(out.depth).all()
+
+
+def test_gradcheck_rasterized_depth_wrt_depth_and_view():
+    depth = _smooth_depth(1, 5).requires_grad_()
+    angles = torch.tensor([[0.1, 0.3, -0.05]], dtype=torch.float64, requires_grad=True)
+    shift = torch.tensor([[0.01, -0.02, 0.0]], dtype=torch.float64, requires_grad=True)
+    k = intrinsics_from_fov(10.0, 5, depth)
+
+    def render(d, a, t):
+        vertices, faces = posed_mesh(d, euler_to_rotation(a), t, k, 1.0)
+        return rasterize_depth(vertices, faces, k, (5, 5), background=0.0).depth
+
+    assert gradcheck(render, (depth, angles, shift), eps=1e-7, atol=1e-5)
+
+
+def test_inverse_grid_of_a_plane_reads_back_the_view_depth():
+    size = 16
+    depth = torch.full((1, 1, size, size), 1.0, dtype=torch.float64)
+    k = intrinsics_from_fov(10.0, size, depth)
+    rot = euler_to_rotation(torch.tensor([[0.2, -0.3, 0.1]], dtype=torch.float64))
+    shift = depth.new_tensor([[0.01, 0.0, 0.02]])
+    view, mask = warp_depth(depth, rot, shift, k, 1.0, (0.5, 1.5))
+    grid = inverse_warp_grid(view, rot, shift, k, 1.0)
+    posed_z = posed_mesh(depth, rot, shift, k, 1.0)[0][..., 2].reshape(1, 1, size, size)
+    readback = sample_canonical(posed_z, grid)  # z is affine over the plane: bilinear is exact
+    inside = mask.bool() & (grid.abs() < 1).all(-1)[:, None]
+    assert inside.sum() > 100
+    torch.testing.assert_close(readback[inside], view[inside])
+
+
+def test_lambertian_shading_cases(dtype):
+    normals = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=dtype)
+    normals = normals.view(1, 1, 3, 3).expand(2, 1, 3, 3)
+    light = torch.tensor([[0.0, 0.0, 1.0], [0.6, 0.0, 0.8]], dtype=dtype)
+    ambient, diffuse = torch.tensor([0.2, 0.1], dtype=dtype), torch.tensor([0.5, 1.0], dtype=dtype)
+    shading = lambertian_shading(normals, light, ambient, diffuse)
+    assert shading.shape == (2, 1, 1, 3)
+    expected = torch.tensor([[0.7, 0.2, 0.2], [0.9, 0.7, 0.1]], dtype=dtype)
+    torch.testing.assert_close(shading[:, 0, 0], expected)
+
+
+def test_render_view_identity_reproduces_vertex_colours_and_turntable_shapes(device):
+    renderer = Renderer(RendererConfig())
+    depth = _smooth_depth(2, 16, torch.float32, device)
+    colors = torch.rand(2, 3, 16, 16, device=device)
+    eye, zero = torch.eye(3, device=device).expand(2, 3, 3), torch.zeros(2, 3, device=device)
+    image, mask = renderer.render_view(colors, depth, eye, zero)
+    assert mask.all()
+    torch.testing.assert_close(image, colors, rtol=1e-4, atol=1e-4)
+    frames = renderer.turntable(colors, depth, [-60.0, 0.0, 60.0])
+    assert frames.shape == (2, 3, 3, 16, 16)
+    torch.testing.assert_close(frames[:, 1], colors, rtol=1e-4, atol=1e-4)
+    assert (frames[:, 0] == 1.0).any()  # white background shows at 60° yaw
+
+
+def test_renderer_rejects_non_square_images():
+    with pytest.raises(ValueError, match="square"):
+        Renderer().intrinsics(torch.ones(1, 1, 8, 9))

@@ -1,0 +1,147 @@
+"""The training loop: learning, exact resume, interruption, bad losses and checkpoint pruning."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from unsup3d_cli import api
+from unsup3d_cli.config import ConfigError, ExperimentConfig, apply_overrides
+from unsup3d_cli.engine import trainer
+from unsup3d_cli.engine.checkpoint import load_checkpoint
+from unsup3d_cli.engine.trainer import (
+    TrainingError,
+    TrainingInterrupted,
+    build_optimizer,
+    compute_loss,
+)
+from unsup3d_cli.losses import LossConfig
+from unsup3d_cli.synthetic import synthetic_sample
+
+TINY = [
+    "data.source=synthetic", "data.synthetic_train_size=6", "data.synthetic_val_size=2",
+    "model.width=16", "model.encoder_width=16", "model.depth_zdim=32", "model.confidence_zdim=16",
+    "loss.perceptual_weights=none", "train.batch_size=3", "train.num_epochs=3",
+    "train.log_every_steps=1", "train.image_every_steps=2", "train.keep_checkpoints=2",
+]  # fmt: skip
+
+
+def _cfg(*extra: str) -> ExperimentConfig:
+    return apply_overrides(ExperimentConfig(name="t"), [*TINY, *extra])
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
+
+
+def test_overfitting_a_few_images_lowers_the_photometric_loss():
+    torch.manual_seed(0)
+    cfg = _cfg()
+    model = api.build_model(cfg)
+    optimizer = build_optimizer(model, cfg.train)
+    images = torch.stack([synthetic_sample(i, 0)[0] for i in range(4)])
+    losses = []
+    for _ in range(40):
+        terms, _, _ = compute_loss(model, None, images, LossConfig(), epoch=0)
+        optimizer.zero_grad()
+        terms.total.backward()
+        optimizer.step()
+        losses.append(terms.photometric.item())
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+
+
+def test_run_folder_contents_and_pruning(tmp_path):
+    run = api.train(_cfg(), run_dir=tmp_path / "run", device="cpu", resume=False)
+    assert (run / "config.yaml").is_file()
+    steps = sorted(p.name for p in (run / "checkpoints").glob("step-*.pt"))
+    assert steps == ["step-000000004.pt", "step-000000006.pt"]  # 3 epochs × 2 steps, keep 2
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert [r["epoch"] for r in records if r["kind"] == "val"] == [0, 1, 2]
+    assert any((run / "tb").iterdir())
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["step"] == 6 and state["epoch"] == 3
+    assert state["config"]["model"]["width"] == 16
+
+
+def test_resume_continues_exactly_where_it_stopped(tmp_path):
+    straight = api.train(_cfg("train.max_steps=5"), run_dir=tmp_path / "a", device="cpu")
+    api.train(_cfg("train.max_steps=3"), run_dir=tmp_path / "b", device="cpu")  # stops mid-epoch
+    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["batch_in_epoch"] == 1
+    resumed = api.train(_cfg("train.max_steps=5"), run_dir=tmp_path / "b", device="cpu")
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_a_different_model(tmp_path):
+    api.train(_cfg("train.max_steps=1"), run_dir=tmp_path, device="cpu")
+    with pytest.raises(ConfigError, match="model"):
+        api.train(_cfg("model.width=20"), run_dir=tmp_path, device="cpu")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    api.train(_cfg("train.num_epochs=1"), run_dir=tmp_path, device="cpu")
+    before = _weights(tmp_path)
+    real = trainer.total_loss
+
+    def poisoned(*args, **kwargs):
+        terms = real(*args, **kwargs)
+        return terms.__class__(**{**terms.__dict__, "total": terms.total * float("nan")})
+
+    monkeypatch.setattr(trainer, "total_loss", poisoned)
+    with pytest.raises(TrainingError, match="non-finite loss"):
+        api.train(_cfg(), run_dir=tmp_path, device="cpu")
+    after = _weights(tmp_path)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_ctrl_c_saves_a_checkpoint_after_the_current_step(tmp_path, monkeypatch):
+    real = trainer.train_step
+
+    def step_then_interrupt(setup, image, progress):
+        terms = real(setup, image, progress)
+        if progress.step == 1:  # the second step: Ctrl-C arrives while it runs
+            os.kill(os.getpid(), signal.SIGINT)
+        return terms
+
+    monkeypatch.setattr(trainer, "train_step", step_then_interrupt)
+    with pytest.raises(TrainingInterrupted, match="resume"):
+        api.train(_cfg(), run_dir=tmp_path, device="cpu")
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
+    assert state["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_no_resume_starts_over(tmp_path):
+    api.train(_cfg("train.max_steps=2"), run_dir=tmp_path, device="cpu")
+    api.train(_cfg("train.max_steps=1"), run_dir=tmp_path, device="cpu", resume=False)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 1
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_device_resolution_errors():
+    assert api.resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError):
+        api.resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            api.resolve_device("cuda")
+
+
+def test_perceptual_weights_settings(tmp_path):
+    assert api.load_perceptual("none") is None
+    random_vgg = api.load_perceptual("random")
+    path = tmp_path / "vgg.pt"
+    torch.save(random_vgg.layers.state_dict(), path)
+    loaded = api.load_perceptual(str(path))
+    torch.testing.assert_close(loaded.layers[0].weight, random_vgg.layers[0].weight)
+    with pytest.raises(ConfigError, match="perceptual_weights"):
+        api.load_perceptual(str(tmp_path / "missing.pt"))
+    (tmp_path / "bad.pt").write_text("not weights")
+    with pytest.raises(ConfigError, match="cannot load"):
+        api.load_perceptual(str(tmp_path / "bad.pt"))
