@@ -138,7 +138,7 @@ class VGGFeatures(nn.Module):
         layers = vgg16(weights=None).features[:VGG16_RELU3_3]
         if state_dict is not None:
             layers.load_state_dict(_relu3_3_state(state_dict, layers.state_dict().keys()))
-        self.layers = layers.requires_grad_(False).eval()
+        self.layers = layers.requires_grad_(False).eval().to(memory_format=torch.channels_last)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -148,7 +148,8 @@ class VGGFeatures(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         """Images (B, 3, H, W) in [0, 1] → relu3_3 features (B, 256, H/4, W/4)."""
-        return self.layers((image - self.mean) / self.std)
+        normalised = ((image - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        return self.layers(normalised)
 
 
 def _relu3_3_state(state_dict: Mapping[str, Tensor], needed: Iterable[str]) -> dict[str, Tensor]:

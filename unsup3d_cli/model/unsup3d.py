@@ -84,6 +84,7 @@ class Unsup3D(nn.Module):
         self.confidence_net = (
             ConfidenceNet(cfg.width, cfg.confidence_zdim) if cfg.use_confidence else None
         )
+        self.to(memory_format=torch.channels_last)  # oneDNN/cuDNN convolutions run faster NHWC
 
     @property
     def border_depth(self) -> float:
@@ -109,7 +110,8 @@ class Unsup3D(nn.Module):
             The :class:`Decomposition`.
         """
         check_shape(image, "B 3 64 64", "image")
-        cfg, signed = self.cfg, image * 2 - 1  # the networks see [-1, 1]
+        cfg = self.cfg
+        signed = (image * 2 - 1).contiguous(memory_format=torch.channels_last)  # nets see [-1, 1]
         depth = decode_depth(self.depth_net(signed), cfg.min_depth, cfg.max_depth)
         albedo = (self.albedo_net(signed) + 1) / 2
         ambient, diffuse, light_direction = self._light(signed)
