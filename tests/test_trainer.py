@@ -13,7 +13,7 @@ import torch
 from unsup3d_cli import api
 from unsup3d_cli.config import ConfigError, ExperimentConfig, apply_overrides
 from unsup3d_cli.engine import trainer
-from unsup3d_cli.engine.checkpoint import load_checkpoint
+from unsup3d_cli.engine.checkpoint import CheckpointError, load_checkpoint
 from unsup3d_cli.engine.trainer import (
     TrainingError,
     TrainingInterrupted,
@@ -145,3 +145,16 @@ def test_perceptual_weights_settings(tmp_path):
     (tmp_path / "bad.pt").write_text("not weights")
     with pytest.raises(ConfigError, match="cannot load"):
         api.load_perceptual(str(tmp_path / "bad.pt"))
+
+
+def test_load_model_rebuilds_the_trained_model(tmp_path):
+    run = api.train(_cfg("train.max_steps=1"), run_dir=tmp_path, device="cpu")
+    model, cfg = api.load_model(run / "checkpoints" / "last.pt", device="cpu")
+    assert cfg.model.width == 16 and not model.training
+    saved = _weights(run)
+    assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(CheckpointError):
+        api.load_model(tmp_path / "nope.pt")
+    torch.save({"program": "unsup3d_cli", "version": 1, "model": {}}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match="not a usable"):
+        api.load_model(tmp_path / "odd.pt")

@@ -17,7 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from unsup3d_cli.config import ConfigError, ExperimentConfig, config_to_dict, dump_config
+from unsup3d_cli.config import (
+    ConfigError,
+    ExperimentConfig,
+    config_from_dict,
+    config_to_dict,
+    dump_config,
+)
 from unsup3d_cli.data import DataError, build_dataset, make_loader
 from unsup3d_cli.engine.checkpoint import CheckpointError, load_checkpoint
 from unsup3d_cli.engine.trainer import (
@@ -41,6 +47,7 @@ __all__ = [
     "TrainingError",
     "TrainingInterrupted",
     "build_model",
+    "load_model",
     "load_perceptual",
     "resolve_device",
     "seed_everything",
@@ -219,3 +226,28 @@ def train(
     log.info("training on %s; run folder %s", target, paths.root)
     fit(setup, paths, progress)
     return paths.root
+
+
+def load_model(checkpoint: Path | str, device: str = "auto") -> tuple[Unsup3D, ExperimentConfig]:
+    """Rebuild a trained model from a checkpoint, with the config stored inside it.
+
+    Args:
+        checkpoint: a ``.pt`` file written by ``unsup3d train``.
+        device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
+
+    Returns:
+        The model in eval mode on the device, and the experiment config it was trained with.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, not ours or inconsistent.
+    """
+    target = resolve_device(device)
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    try:
+        cfg = config_from_dict(state["config"])
+        model = build_model(cfg)
+        model.load_state_dict(state["model"])
+    except (KeyError, ConfigError, RuntimeError) as err:
+        detail = " ".join(str(err).split())[:200]
+        raise CheckpointError(f"{checkpoint}: not a usable unsup3d checkpoint ({detail})") from err
+    return model.to(target).eval(), cfg
