@@ -73,3 +73,34 @@ def tiny_image_folder(tmp_path: Path) -> Path:
     for split, count in (("train", 8), ("val", 4), ("test", 4)):
         _write_random_pngs(root / split, count, rng, size=64)
     return root
+
+
+TINY_MODEL_OVERRIDES = (
+    "model.width=16",
+    "model.encoder_width=16",
+    "model.depth_zdim=32",
+    "model.confidence_zdim=16",
+    "loss.perceptual_weights=none",
+)
+"""A narrow model that runs fast on CPU; the encoders still need 64×64 inputs."""
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path) -> Path:
+    """A checkpoint of an untrained narrow model, written like ``unsup3d train`` writes them.
+
+    Returns:
+        Path to ``last.pt``; ``unsup3d_cli.api.load_model`` rebuilds the model from it.
+    """
+    from unsup3d_cli import api
+    from unsup3d_cli.config import ExperimentConfig, apply_overrides, config_to_dict
+    from unsup3d_cli.engine.checkpoint import save_checkpoint
+
+    cfg = apply_overrides(ExperimentConfig(name="tiny"), list(TINY_MODEL_OVERRIDES))
+    torch.manual_seed(0)
+    model = api.build_model(cfg)
+    path = tmp_path / "tiny_run" / "checkpoints" / "last.pt"
+    path.parent.mkdir(parents=True)
+    state = {"model": model.state_dict(), "config": config_to_dict(cfg), "step": 0, "epoch": 0}
+    save_checkpoint(path, state)
+    return path
