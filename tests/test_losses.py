@@ -112,5 +112,6 @@ def test_total_loss_combines_the_terms_with_their_weights():
     assert terms.perceptual != 0 and terms.depth_smooth > 0
     without = total_loss(image, decomp, recon, cfg, None, epoch=3, depth_span=0.2)
     assert without.perceptual == 0 and without.perceptual_flip == 0
-    assert set(terms.as_dict()) == {"photometric", "photometric_flip", "perceptual",
-                                    "perceptual_flip", "depth_smooth", "total"}  # fmt: skip
+    names = {"photometric", "photometric_flip", "perceptual", "perceptual_flip"}
+    assert set(terms.as_dict()) == names | {"depth_smooth", "depth_supervised", "total"}
+    assert terms.depth_supervised == 0

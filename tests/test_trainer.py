@@ -103,8 +103,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
 def test_ctrl_c_saves_a_checkpoint_after_the_current_step(tmp_path, monkeypatch):
     real = trainer.train_step
 
-    def step_then_interrupt(setup, image, progress):
-        terms = real(setup, image, progress)
+    def step_then_interrupt(setup, image, progress, gt_depth=None):
+        terms = real(setup, image, progress, gt_depth)
         if progress.step == 1:  # the second step: Ctrl-C arrives while it runs
             os.kill(os.getpid(), signal.SIGINT)
         return terms
@@ -158,3 +158,21 @@ def test_load_model_rebuilds_the_trained_model(tmp_path):
     torch.save({"program": "unsup3d_cli", "version": 1, "model": {}}, tmp_path / "odd.pt")
     with pytest.raises(CheckpointError, match="not a usable"):
         api.load_model(tmp_path / "odd.pt")
+
+
+def test_supervised_depth_baseline_learns_from_ground_truth(tmp_path):
+    cfg = _cfg("loss.supervision=depth", "model.predict_view=false", "train.max_steps=2")
+    run = api.train(cfg, run_dir=tmp_path, device="cpu")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["kind"] == "train"]
+    assert all(r["depth_supervised"] > 0 and r["photometric"] == 0 for r in train)
+    model, _ = api.load_model(run / "checkpoints" / "last.pt", device="cpu")
+    assert model.view_net is None
+    with pytest.raises(ConfigError, match="ground-truth depth"):
+        api.train(_cfg("loss.supervision=depth", "data.source=folder"), run_dir=tmp_path / "x")
+
+
+def test_time_budget_stops_training(tmp_path):
+    run = api.train(_cfg("train.max_minutes=0.0001"), run_dir=tmp_path, device="cpu")
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["step"] == 1 and state["elapsed_s"] > 0

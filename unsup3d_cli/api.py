@@ -36,6 +36,7 @@ from unsup3d_cli.engine.trainer import (
     fit,
     restore_state,
 )
+from unsup3d_cli.export import ExportedMesh, ExportError, MeshOptions, export_folders, find_records
 from unsup3d_cli.losses import VGGFeatures
 from unsup3d_cli.model import Unsup3D
 from unsup3d_cli.render import Renderer
@@ -168,6 +169,13 @@ def _check_resumable(cfg: ExperimentConfig, state: dict, path: Path) -> None:
             )
 
 
+def _check_supervision(cfg: ExperimentConfig) -> None:
+    if cfg.loss.supervision == "depth" and cfg.data.source == "folder":
+        raise ConfigError(
+            "loss.supervision=depth needs ground-truth depth: use data.source paired or synthetic"
+        )
+
+
 def _loaders(cfg: ExperimentConfig) -> tuple:
     train_set = build_dataset(cfg.data, "train")
     train_loader = make_loader(
@@ -204,6 +212,7 @@ def train(
     target = resolve_device(device)
     paths = RunPaths(Path(run_dir) if run_dir is not None else default_run_dir(cfg))
     seed_everything(cfg.train.seed)
+    _check_supervision(cfg)
     train_loader, val_loader = _loaders(cfg)
     model = build_model(cfg).to(target)
     features = load_perceptual(cfg.loss.perceptual_weights)
@@ -251,3 +260,70 @@ def load_model(checkpoint: Path | str, device: str = "auto") -> tuple[Unsup3D, E
         detail = " ".join(str(err).split())[:200]
         raise CheckpointError(f"{checkpoint}: not a usable unsup3d checkpoint ({detail})") from err
     return model.to(target).eval(), cfg
+
+
+# --- export (issue 3 §2) ----------------------------------------------------------------------
+
+
+def export_meshes(
+    sources: list[Path | str],
+    out_dir: Path | str,
+    *,
+    formats: list[str] | tuple[str, ...] = ("obj",),
+    options: MeshOptions | None = None,
+    checkpoint: Path | str | None = None,
+    device: str = "auto",
+    detect_faces: bool | None = None,
+    force: bool = False,
+) -> list[ExportedMesh]:
+    """Write textured meshes (OBJ + MTL + PNG, PLY, GLB) of reconstructions.
+
+    Args:
+        sources: ``unsup3d reconstruct`` output folders (each one image's folder with
+            ``result.json``, or a folder of them); with ``checkpoint``, image files and folders.
+        out_dir: output folder; files are ``<name>.obj`` etc. (see :mod:`unsup3d_cli.export`).
+        formats: some of 'obj', 'ply', 'glb'.
+        options: an :class:`unsup3d_cli.export.MeshOptions` (view, texture, discontinuity cut,
+            centring); default options when None.
+        checkpoint: reconstruct ``sources`` with this model first (into a temporary folder).
+        device: 'auto', 'cpu', 'cuda' or 'cuda:N' (only with ``checkpoint``).
+        detect_faces: face cropping for the reconstruction (None: the reconstruct default).
+        force: overwrite existing output files.
+
+    Returns:
+        One :class:`unsup3d_cli.export.ExportedMesh` per reconstruction.
+
+    Raises:
+        ExportError: (a ``DataError``) a source or output file problem, named in the message.
+        CheckpointError: the checkpoint is unusable.
+    """
+    import tempfile
+
+    if checkpoint is None:
+        return export_folders(find_records(sources), out_dir, formats, options, force)
+    with tempfile.TemporaryDirectory(prefix="unsup3d-export-") as tmp:
+        folders = _reconstruct_for_export(checkpoint, sources, Path(tmp), device, detect_faces)
+        return export_folders(folders, out_dir, formats, options, force)
+
+
+def _reconstruct_for_export(
+    checkpoint: Path | str,
+    inputs: list[Path | str],
+    work_dir: Path,
+    device: str,
+    detect_faces: bool | None,
+) -> list[Path]:
+    """Run ``reconstruct`` (appended to this module by the reconstruct work) into ``work_dir``."""
+    run = globals().get("reconstruct")
+    if run is None:
+        raise ExportError(
+            f"{checkpoint}: --checkpoint needs 'unsup3d reconstruct', which this version lacks; "
+            "export a reconstruct output folder instead"
+        )
+    extra = {} if detect_faces is None else {"detect_faces": detect_faces}
+    run(checkpoint, [Path(p) for p in inputs], work_dir, device=device, force=True, **extra)
+    try:
+        return find_records([work_dir])
+    except ExportError:
+        names = ", ".join(str(p) for p in inputs)
+        raise ExportError(f"no image could be reconstructed from {names}") from None

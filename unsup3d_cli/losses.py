@@ -28,6 +28,20 @@ class LossConfig:
     """Weight of the canonical-depth smoothness term."""
     perceptual_weights: str = "imagenet"
     """VGG16 weights: 'imagenet' (torchvision's cache), 'random', 'none' (term off) or a file."""
+    supervision: str = "none"
+    """'none' (the unsupervised objective) or 'depth': the supervised baseline of the paper's
+    Table 2, an L1 loss between the rendered input-view depth and the ground-truth depth on
+    the ground-truth foreground, instead of every other term (needs data with depth)."""
+
+    def __post_init__(self) -> None:
+        """Reject unknown supervision modes."""
+        if self.supervision not in SUPERVISION_MODES:
+            raise ValueError(
+                f"supervision must be one of {SUPERVISION_MODES}, got {self.supervision!r}"
+            )
+
+
+SUPERVISION_MODES = ("none", "depth")
 
 
 EPS = 1e-7
@@ -47,6 +61,7 @@ class LossTerms:
     perceptual: Tensor
     perceptual_flip: Tensor
     depth_smooth: Tensor
+    depth_supervised: Tensor
     total: Tensor
 
     def as_dict(self) -> dict[str, float]:
@@ -162,6 +177,32 @@ def _relu3_3_state(state_dict: Mapping[str, Tensor], needed: Iterable[str]) -> d
     return {k: state_dict[k] for k in needed}
 
 
+def foreground_mask(gt_depth: Tensor) -> Tensor:
+    """Pixels nearer than the batch-wide farthest ground-truth depth (the background), float."""
+    return (gt_depth < gt_depth.max()).to(gt_depth.dtype)
+
+
+def supervised_depth_loss(view_depth: Tensor, gt_depth: Tensor) -> Tensor:
+    """Mean |predicted − ground-truth| input-view depth over the ground-truth foreground.
+
+    Args:
+        view_depth: predicted depth in the input view, (B, 1, H, W).
+        gt_depth: ground-truth depth, (B, 1, H, W), background at its largest value.
+    """
+    check_shape(gt_depth, "B 1 H W", "gt_depth")
+    return _masked_mean((view_depth - gt_depth).abs(), foreground_mask(gt_depth))
+
+
+def supervised_loss(recon: Reconstruction, gt_depth: Tensor | None) -> LossTerms:
+    """Terms of the supervised baseline: only the depth L1 (reference Table 2, row 1)."""
+    if gt_depth is None:
+        raise ValueError("loss.supervision=depth needs ground-truth depth in the batches")
+    view_depth = Reconstruction.split(recon.view_depth)[0]
+    depth = supervised_depth_loss(view_depth, gt_depth)
+    zero = depth.new_zeros(())
+    return LossTerms(zero, zero, zero, zero, zero, depth, depth)
+
+
 def total_loss(
     image: Tensor,
     decomp: Decomposition,
@@ -199,7 +240,7 @@ def total_loss(
         + cfg.lam_perc * (perc + lam_flip * perc_flip)
         + cfg.lam_depth_smooth * smooth
     )
-    return LossTerms(photo, photo_flip, perc, perc_flip, smooth, total)
+    return LossTerms(photo, photo_flip, perc, perc_flip, smooth, zero, total)
 
 
 def _split_channels(sigma: Tensor | None) -> tuple[Tensor | None, Tensor | None]:

@@ -24,7 +24,7 @@ from unsup3d_cli.engine.checkpoint import (
     step_checkpoint_name,
 )
 from unsup3d_cli.engine.logging import MetricsWriter
-from unsup3d_cli.losses import LossConfig, LossTerms, total_loss
+from unsup3d_cli.losses import LossConfig, LossTerms, supervised_loss, total_loss
 from unsup3d_cli.model import Decomposition, Reconstruction, Unsup3D
 
 
@@ -40,6 +40,8 @@ class TrainConfig:
     """Passes over the training split."""
     max_steps: int | None = None
     """Stop after this many optimisation steps in total (None: run all epochs)."""
+    max_minutes: float | None = None
+    """Stop once optimisation steps have taken this many minutes in total (None: no limit)."""
     lr: float = 1e-4
     """Adam learning rate (constant)."""
     betas: tuple[float, float] = (0.9, 0.999)
@@ -78,6 +80,8 @@ class Progress:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    elapsed_s: float = 0.0
+    """Seconds spent in optimisation steps so far, over every resumed session."""
 
 
 @dataclass(frozen=True)
@@ -130,19 +134,30 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 def compute_loss(
-    model: Unsup3D, features: nn.Module | None, image: Tensor, loss_cfg: LossConfig, epoch: int
+    model: Unsup3D,
+    features: nn.Module | None,
+    image: Tensor,
+    loss_cfg: LossConfig,
+    epoch: int,
+    gt_depth: Tensor | None = None,
 ) -> tuple[LossTerms, Decomposition, Reconstruction]:
-    """Forward pass and objective for a batch of images (B, 3, 64, 64) in [0, 1]."""
+    """Forward pass and objective for images (B, 3, 64, 64) in [0, 1] (and their GT depth)."""
     decomp = model(image)
     recon = model.reconstruct(decomp)
+    if loss_cfg.supervision == "depth":
+        return supervised_loss(recon, gt_depth), decomp, recon
     span = model.cfg.max_depth - model.cfg.min_depth
     return total_loss(image, decomp, recon, loss_cfg, features, epoch, span), decomp, recon
 
 
-def train_step(setup: TrainingSetup, image: Tensor, progress: Progress) -> LossTerms:
+def train_step(
+    setup: TrainingSetup, image: Tensor, progress: Progress, gt_depth: Tensor | None = None
+) -> LossTerms:
     """One optimisation step; raises :class:`TrainingError` before stepping on a bad loss."""
     setup.model.train()
-    terms, _, _ = compute_loss(setup.model, setup.features, image, setup.loss_cfg, progress.epoch)
+    terms, _, _ = compute_loss(
+        setup.model, setup.features, image, setup.loss_cfg, progress.epoch, gt_depth
+    )
     if not torch.isfinite(terms.total):
         raise TrainingError(
             f"non-finite loss ({float(terms.total.detach())}) at step {progress.step + 1}, epoch "
@@ -164,8 +179,10 @@ def validate(setup: TrainingSetup, epoch: int) -> dict[str, float]:
     for batch in setup.val_loader:
         if batch is None:
             continue
-        image = batch["image"].to(setup.device)
-        terms, _, _ = compute_loss(setup.model, setup.features, image, setup.loss_cfg, epoch)
+        image, gt_depth = _inputs(batch, setup.device)
+        terms, _, _ = compute_loss(
+            setup.model, setup.features, image, setup.loss_cfg, epoch, gt_depth
+        )
         for key, value in terms.as_dict().items():
             totals[key] = totals.get(key, 0.0) + value * len(image)
         count += len(image)
@@ -180,6 +197,7 @@ def checkpoint_state(setup: TrainingSetup, progress: Progress) -> dict[str, Any]
         "step": progress.step,
         "epoch": progress.epoch,
         "batch_in_epoch": progress.batch_in_epoch,
+        "elapsed_s": progress.elapsed_s,
         "config": setup.config_dict,
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
     }
@@ -191,7 +209,9 @@ def restore_state(setup: TrainingSetup, state: dict[str, Any]) -> Progress:
     setup.optimizer.load_state_dict(state["optimizer"])
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
-    return Progress(state["step"], state["epoch"], state["batch_in_epoch"])
+    return Progress(
+        state["step"], state["epoch"], state["batch_in_epoch"], state.get("elapsed_s", 0.0)
+    )
 
 
 class _StopFlag:
@@ -353,7 +373,16 @@ def _run(
 
 
 def _reached_max(cfg: TrainConfig, progress: Progress) -> bool:
+    if cfg.max_minutes is not None and progress.elapsed_s >= 60 * cfg.max_minutes:
+        return True
     return cfg.max_steps is not None and progress.step >= cfg.max_steps
+
+
+def _inputs(batch: dict[str, Any], device: torch.device) -> tuple[Tensor, Tensor | None]:
+    """Images (and ground-truth depth, when the data has it) of a batch, on the device."""
+    depth = batch.get("depth")
+    image = batch["image"].to(device, non_blocking=True)
+    return image, depth.to(device, non_blocking=True) if depth is not None else None
 
 
 def _run_epoch(
@@ -366,9 +395,11 @@ def _run_epoch(
         progress.batch_in_epoch += 1  # sampler positions consumed, even by an unreadable batch
         if batch is None:
             continue
-        image = batch["image"].to(setup.device, non_blocking=True)
-        terms = train_step(setup, image, progress)
+        image, gt_depth = _inputs(batch, setup.device)
+        started = time.perf_counter()
+        terms = train_step(setup, image, progress, gt_depth)
         progress.step += 1
+        progress.elapsed_s += time.perf_counter() - started
         monitor.after_step(terms, len(image), progress)
         monitor.images(setup, image, progress)
         if stop.requested or _reached_max(setup.train_cfg, progress):

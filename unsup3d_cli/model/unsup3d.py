@@ -53,6 +53,8 @@ class ModelConfig:
     """Flip the depth in the mirrored branch (ablation switch)."""
     use_light: bool = True
     """Shade the albedo with the predicted light (off: the canonical image is the albedo)."""
+    predict_view: bool = True
+    """Predict the viewpoint (off: the identity view, for the supervised depth baseline)."""
     width: int = 64
     """Base channel width of the depth, albedo and confidence networks (multiple of 4, ≥ 16)."""
     encoder_width: int = 32
@@ -79,7 +81,7 @@ class Unsup3D(nn.Module):
         self.renderer = renderer
         self.depth_net = EncoderDecoder(1, cfg.width, cfg.depth_zdim)
         self.albedo_net = EncoderDecoder(3, cfg.width, cfg.depth_zdim, use_tanh=True)
-        self.view_net = Encoder(6, cfg.encoder_width)
+        self.view_net = Encoder(6, cfg.encoder_width) if cfg.predict_view else None
         self.light_net = Encoder(4, cfg.encoder_width) if cfg.use_light else None
         self.confidence_net = (
             ConfidenceNet(cfg.width, cfg.confidence_zdim) if cfg.use_confidence else None
@@ -115,10 +117,7 @@ class Unsup3D(nn.Module):
         depth = decode_depth(self.depth_net(signed), cfg.min_depth, cfg.max_depth)
         albedo = (self.albedo_net(signed) + 1) / 2
         ambient, diffuse, light_direction = self._light(signed)
-        angles, translation = decode_view(
-            self.view_net(signed), cfg.rotation_range_deg, cfg.xy_translation_range,
-            cfg.z_translation_range,
-        )  # fmt: skip
+        angles, translation = self._view(signed)
         confidence = perceptual_confidence = None
         if self.confidence_net is not None:
             confidence, perceptual_confidence = self.confidence_net(signed)
@@ -133,6 +132,18 @@ class Unsup3D(nn.Module):
             view_translation=translation,
             confidence=confidence,
             perceptual_confidence=perceptual_confidence,
+        )
+
+    def _view(self, signed: Tensor) -> tuple[Tensor, Tensor]:
+        if self.view_net is None:  # supervised baseline: depth is predicted in the input view
+            zeros = signed.new_zeros(signed.shape[0], 3)
+            return zeros, zeros
+        cfg = self.cfg
+        return decode_view(
+            self.view_net(signed),
+            cfg.rotation_range_deg,
+            cfg.xy_translation_range,
+            cfg.z_translation_range,
         )
 
     def _light(self, signed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
