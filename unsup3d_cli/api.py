@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -327,3 +328,263 @@ def _reconstruct_for_export(
     except ExportError:
         names = ", ".join(str(p) for p in inputs)
         raise ExportError(f"no image could be reconstructed from {names}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluation (issue 4)
+
+
+def _eval_crop(configs: list[ExperimentConfig], crop: object) -> object:
+    """The crop of the test data: ``crop`` unless 'auto', else the checkpoints' (must agree)."""
+    if crop != "auto":
+        return crop
+    crops = {repr(cfg.data.crop): cfg.data.crop for cfg in configs}
+    if len(crops) > 1:
+        raise ConfigError(
+            f"the checkpoints were trained with different data.crop values ({', '.join(crops)}); "
+            "pass --crop to evaluate them on the same ground truth"
+        )
+    return next(iter(crops.values())) if crops else None
+
+
+def _config_digest(cfg: ExperimentConfig) -> str:
+    import hashlib
+    import json
+
+    text = json.dumps(config_to_dict(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _model_candidates(
+    checkpoints: list[Path], device: str, refine_steps: int
+) -> tuple[list, list[ExperimentConfig]]:
+    from unsup3d_cli.evaluate import Candidate, model_predictor
+
+    candidates, configs, seen = [], [], {}
+    for path in checkpoints:
+        model, cfg = load_model(path, device)
+        name = cfg.name if cfg.name not in seen else f"{cfg.name}#{seen[cfg.name] + 1}"
+        seen[cfg.name] = seen.get(cfg.name, 0) + 1
+        if refine_steps > 0:
+            name = f"{name} +refine{refine_steps}"
+        info = {"config_digest": _config_digest(cfg), "config_name": cfg.name}
+        predict = model_predictor(model, refine_steps)
+        candidates.append(Candidate(name, predict, model.renderer, str(path), info))
+        configs.append(cfg)
+    return candidates, configs
+
+
+def _baseline_candidates(
+    baselines: list[str], renderer: Renderer, train_dir: Path, image_size: int, crop: object
+) -> list:
+    from unsup3d_cli.evaluate import (
+        PROTOCOL_TEXT,
+        Candidate,
+        average_gt_depth,
+        constant_predictor,
+        mean_depth_predictor,
+    )
+
+    candidates = []
+    for name in baselines:
+        info = {"definition": PROTOCOL_TEXT["baselines"][name]}
+        if name == "const":
+            candidates.append(Candidate(name, constant_predictor(), renderer, None, info))
+            continue
+        if not train_dir.is_dir():
+            raise DataError(
+                f"the avg-gt baseline needs the training split: {train_dir} is not a folder "
+                "(pass --train-data)"
+            )
+        mean_depth, used = average_gt_depth(train_dir, image_size, crop)
+        info.update(train_data=str(train_dir), n_train_images=used)
+        candidates.append(Candidate(name, mean_depth_predictor(mean_depth), renderer, None, info))
+    return candidates
+
+
+def evaluate(
+    data: Path | str,
+    checkpoints: list[Path | str] | tuple = (),
+    baselines: list[str] | tuple = (),
+    *,
+    train_data: Path | str | None = None,
+    out: Path | str | None = None,
+    markdown: Path | str | None = None,
+    perturbation: str | None = None,
+    refine_steps: int = 0,
+    batch_size: int = 64,
+    device: str = "auto",
+    crop: object = "auto",
+    num_workers: int = 0,
+    seed: int = 0,
+):
+    """Score checkpoints and baselines on a paired test split with the paper's protocol.
+
+    Args:
+        data: the test split in the synface layout (``image/``, ``depth/``, optional
+            ``meta.jsonl`` with ground-truth poses).
+        checkpoints: checkpoints written by ``unsup3d train``; one row each.
+        baselines: any of 'const' and 'avg-gt'; one row each, after the checkpoints.
+        train_data: training split for 'avg-gt' (default: ``<data>/../train``).
+        out: JSON file to write (None: not written).
+        markdown: markdown file to write (None: not written).
+        perturbation: None, 'L1', 'L2', 'L3' (occlusion levels) or 'asym'.
+        refine_steps: test-time refinement steps (``unsup3d_cli.refine``); 0 = none.
+        batch_size: images per batch.
+        device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
+        crop: 'auto' (the checkpoints' ``data.crop``, none without checkpoints), None, a
+            centre-crop side or a (top, left, height, width) box.
+        num_workers: data loader worker processes.
+        seed: seed of the perturbations.
+
+    Returns:
+        The :class:`~unsup3d_cli.evaluate.EvalReport`.
+
+    Raises:
+        ConfigError: bad settings, or checkpoints that disagree on the crop.
+        DataError: a missing or empty split, or a malformed ``meta.jsonl``.
+        CheckpointError: an unusable checkpoint.
+    """
+    from unsup3d_cli.evaluate import BASELINES, EvalConfig, evaluate_split
+
+    target = resolve_device(device)
+    data = Path(data)
+    if not data.is_dir():
+        raise DataError(f"test split folder not found: {data}")
+    unknown = [name for name in baselines if name not in BASELINES]
+    if unknown or not (checkpoints or baselines):
+        raise ConfigError(
+            f"unknown baseline {unknown[0]!r} (use {', '.join(BASELINES)})"
+            if unknown
+            else "nothing to evaluate: give at least one checkpoint or baseline"
+        )
+    if refine_steps > 0:
+        _require_refine()
+    candidates, configs = _model_candidates([Path(c) for c in checkpoints], str(target),
+                                            refine_steps)  # fmt: skip
+    image_size = configs[0].data.image_size if configs else 64
+    try:
+        cfg = EvalConfig(
+            batch_size=batch_size, image_size=image_size, crop=_eval_crop(configs, crop),
+            perturbation=perturbation, perturbation_seed=seed, refine_steps=refine_steps,
+            num_workers=num_workers,
+        )  # fmt: skip
+    except ValueError as err:
+        raise ConfigError(f"eval: {err}") from err
+    renderer = Renderer(configs[0].renderer) if configs else Renderer()
+    train_dir = Path(train_data) if train_data is not None else data.parent / "train"
+    candidates += _baseline_candidates(list(dict.fromkeys(baselines)), renderer.to(target),
+                                       train_dir, image_size, cfg.crop)  # fmt: skip
+    extra = {"device": str(target), "checkpoints": [str(c) for c in checkpoints]}
+    report = evaluate_split(data, candidates, cfg, target, extra)
+    if out is not None:
+        report.write_json(out)
+    if markdown is not None:
+        report.write_markdown(markdown)
+    return report
+
+
+def _require_refine() -> None:
+    try:
+        import unsup3d_cli.refine  # noqa: F401
+    except ImportError as err:
+        raise ConfigError(
+            f"--refine needs unsup3d_cli.refine, which cannot be imported: {err}"
+        ) from err
+
+
+# --------------------------------------------------------------------------------------------
+# Reconstruction (issue 3 §1)
+
+
+def reconstruct(
+    checkpoint: Path | str,
+    inputs: list[Path | str] | tuple,
+    out_dir: Path | str,
+    *,
+    detect_faces: bool | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+    refine_steps: int = 0,
+    refine_residuals: bool = False,
+    animate: bool = False,
+    force: bool = False,
+    strict: bool = False,
+    num_workers: int | None = None,
+    threads: int | None = None,
+):
+    """Reconstruct photos into per-image folders of maps, a gallery and a summary.
+
+    Args:
+        checkpoint: a checkpoint written by ``unsup3d train``; the model is rebuilt from the
+            config stored in it.
+        inputs: image files and folders (searched recursively).
+        out_dir: output folder: ``<name>/`` per image, ``index.html``, ``summary.json``.
+        detect_faces: crop the largest face of each photo; None: on for face models (run name
+            or data root mentions 'face' or 'celeba'), off otherwise.
+        batch_size: images per model batch.
+        device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
+        refine_steps: test-time refinement steps (0: off).
+        refine_residuals: let refinement fit small depth and albedo residuals too.
+        animate: also write a ±60° turntable GIF per image.
+        force: overwrite existing image folders (else they are kept and counted).
+        strict: stop at the first unusable input instead of skipping it.
+        num_workers: loader processes (None: automatic).
+        threads: CPU threads of the model (None: torch's default minus one, at least 1,
+            leaving a core to reading and writing files; ignored on CUDA).
+
+    Returns:
+        The :class:`~unsup3d_cli.reconstruct.ReconstructSummary`.
+
+    Raises:
+        CheckpointError: the checkpoint is missing, unreadable or not ours.
+        DataError: no usable input image, a skipped input with ``strict``, or unwritable
+            outputs (the message names the file).
+        ConfigError: impossible options (batch size, refine steps).
+    """
+    from unsup3d_cli.reconstruct import ReconstructOptions, is_face_model, reconstruct_images
+
+    model, cfg = load_model(checkpoint, device)
+    try:
+        options = ReconstructOptions(
+            detect_faces=is_face_model(cfg) if detect_faces is None else detect_faces,
+            batch_size=batch_size, refine_steps=refine_steps, refine_residuals=refine_residuals,
+            animate=animate, force=force, strict=strict, num_workers=num_workers,
+            threads=threads,
+        )  # fmt: skip
+    except ValueError as err:
+        raise ConfigError(f"reconstruct: {err}") from err
+    return reconstruct_images(model, inputs, out_dir, options, str(checkpoint), cfg.renderer)
+
+
+def synthesize(
+    out_dir: Path | str,
+    num: int,
+    seed: int = 0,
+    image_size: int = 64,
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    workers: int = 1,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+):
+    """Generate synthetic faces with ground-truth depth, pose and light in the synface layout.
+
+    Args:
+        out_dir: output folder (absent, empty, or with ``force`` an earlier synth output).
+        num: number of images over all splits.
+        seed: dataset seed; the same seed gives byte-identical files.
+        image_size: image side in pixels.
+        split: train, val and test fractions.
+        workers: processes; the files do not depend on it.
+        force: replace an earlier synth output in ``out_dir``.
+        progress: called with the number of images finished after each batch.
+
+    Returns:
+        The :class:`~unsup3d_cli.synth_dataset.SynthSummary` (folder, counts, seconds, workers).
+
+    Raises:
+        DataError: (``SynthError``) bad arguments or an output folder that may not be replaced.
+    """
+    from unsup3d_cli.synth_dataset import write_dataset
+
+    return write_dataset(out_dir, num, seed, image_size, split, workers, force, progress=progress)

@@ -11,6 +11,10 @@ from typing import Annotated
 import typer
 
 from unsup3d_cli import __version__
+from unsup3d_cli.cli.evaluate import eval_command
+from unsup3d_cli.cli.export import export_command
+from unsup3d_cli.cli.reconstruct import reconstruct_command
+from unsup3d_cli.cli.synth import synth_command
 from unsup3d_cli.cli.train import train_command
 
 app = typer.Typer(
@@ -52,3 +56,7 @@ def main(
 
 
 app.command("train")(train_command)
+app.command("reconstruct")(reconstruct_command)
+app.command("export")(export_command)
+app.command("eval")(eval_command)
+app.command("synth")(synth_command)

@@ -1,0 +1,819 @@
+"""From photos to per-image folders of depth, normals, albedo, light, relit and rotated views.
+
+The pipeline streams: a data loader (worker processes, bounded prefetch) reads and crops the
+photos, the model runs on batches, and a small thread pool writes each image's folder, at
+most two batches behind, so memory stays flat however many images there are.
+
+Per image, ``<out>/<name>/`` holds the files listed in the contract (input crop,
+reconstruction, canonical albedo/shading/image/depth/normals, confidence maps, view depth and
+mask, relit views, ``result.json`` and, when animating, ``turntable.gif``). A folder is first
+written as ``.<name>.partial`` and renamed when complete, so an interrupted run never leaves a
+half-written folder under its final name. ``<out>/summary.json`` lists what was skipped and
+why, and ``<out>/index.html`` is the gallery (:mod:`unsup3d_cli.gallery`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from unsup3d_cli.data import IMAGE_EXTENSIONS, DataError
+from unsup3d_cli.facecrop import (
+    Box,
+    FaceDetector,
+    center_crop_box,
+    crop_with_edge_padding,
+    face_crop_box,
+)
+from unsup3d_cli.gallery import write_gallery
+from unsup3d_cli.geometry import euler_to_rotation
+from unsup3d_cli.model import Decomposition, Reconstruction, Unsup3D
+from unsup3d_cli.refine import photometric_error, refine
+from unsup3d_cli.render import lambertian_shading, sample_canonical
+
+log = logging.getLogger(__name__)
+
+IMAGE_SIZE = 64
+"""Side of the crop the model sees, in pixels."""
+MIN_SIDE = 16
+"""Photos with a side shorter than this many pixels are skipped."""
+WORK_SIDE = 2048
+"""Large photos are decoded (JPEG) or reduced to about this longer side before cropping."""
+DEPTH_FAR = 1.1
+"""Depth written as 0 in the 16-bit depth PNG (the background)."""
+DEPTH_SPAN = 0.2
+"""Depth span of the 16-bit depth PNG: v = 65535 · (DEPTH_FAR − d) / DEPTH_SPAN."""
+RELIGHT_DIRECTIONS = {"left": (1.0, 0.0, 1.0), "right": (-1.0, 0.0, 1.0), "above": (0.0, 1.0, 1.0)}
+"""Directions (normalised on use) of the relighting lights; +x lights the image's left side."""
+RELIGHT_AMBIENT = 0.3
+"""Ambient intensity of the relit views."""
+RELIGHT_DIFFUSE = 0.7
+"""Diffuse intensity of the relit views."""
+TURNTABLE_YAW_DEG = 60.0
+"""The turntable swings the surface from −this to +this yaw and back."""
+TURNTABLE_STEPS = 20
+"""Frames per swing of the turntable (the GIF has twice as many)."""
+TURNTABLE_FRAME_MS = 50
+"""Duration of one turntable frame in the GIF, in milliseconds."""
+FACE_MODEL_WORDS = ("face", "celeba")
+"""A checkpoint whose run name or data root contains one of these is treated as a face model."""
+
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+@dataclass(frozen=True)
+class ReconstructOptions:
+    """How ``reconstruct`` runs."""
+
+    detect_faces: bool = False
+    """Crop the largest face of each photo (else the centred square)."""
+    batch_size: int = 32
+    """Images per model batch."""
+    refine_steps: int = 0
+    """Test-time refinement steps per batch (0: off)."""
+    refine_residuals: bool = False
+    """Let refinement also fit small depth and albedo residuals."""
+    animate: bool = False
+    """Write a ±60° turntable GIF of the textured surface per image."""
+    force: bool = False
+    """Overwrite existing output folders (else they are left alone and counted as existing)."""
+    strict: bool = False
+    """Stop at the first unreadable or non-image input instead of skipping it."""
+    num_workers: int | None = None
+    """Loader worker processes; None picks min(2, CPUs), and 0 for a single batch."""
+    threads: int | None = None
+    """CPU threads of the model while it runs; None leaves one of torch's threads to the
+    loader and the writers (CPU only): on a 2-core machine this is faster than letting the
+    model's threads and the I/O fight over both cores."""
+
+    def __post_init__(self) -> None:
+        """Reject impossible values (ValueError naming the option)."""
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.refine_steps < 0:
+            raise ValueError(f"refine steps must be >= 0, got {self.refine_steps}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1, got {self.threads}")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input that was not reconstructed, and why (one line naming the file)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReconstructSummary:
+    """What a ``reconstruct`` run did; also written to ``<out>/summary.json``."""
+
+    out_dir: Path
+    gallery: Path
+    found: int
+    """Image files found among the inputs."""
+    processed: int
+    """Images reconstructed by this run."""
+    existing: int
+    """Images whose output folder already existed (left alone without ``force``)."""
+    skipped: tuple[Skipped, ...]
+    """Inputs that could not be used: missing, not images, unreadable, too small."""
+    warnings: tuple[str, ...]
+    """One-line notes about images that were processed (no face found, very large, ...)."""
+    seconds: float
+    """Wall time of the batched part of the run."""
+
+    @property
+    def images_per_s(self) -> float:
+        """Processed images per second of :attr:`seconds`."""
+        return self.processed / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "out_dir": str(self.out_dir),
+            "gallery": str(self.gallery),
+            "found": self.found,
+            "processed": self.processed,
+            "existing": self.existing,
+            "skipped_count": len(self.skipped),
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_s, 2),
+            "skipped": [asdict(s) for s in self.skipped],
+            "warnings": list(self.warnings),
+        }
+
+
+def is_face_model(config: Any) -> bool:
+    """Whether a checkpoint's experiment config looks like a face model (name or data root)."""
+    text = f"{getattr(config, 'name', '')} {getattr(getattr(config, 'data', None), 'root', '')}"
+    return any(word in text.lower() for word in FACE_MODEL_WORDS)
+
+
+# --------------------------------------------------------------------------------------------
+# Finding the inputs
+
+
+def _is_hidden(path: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _scan_folder(folder: Path, exclude: Path | None) -> tuple[list[Path], list[Skipped]]:
+    """Image files (sorted) and non-image files under a folder, recursively; hidden ignored."""
+    images, others = [], []
+    for path in sorted(folder.rglob("*")):
+        if _is_hidden(path, folder) or not path.is_file():
+            continue
+        if exclude is not None and path.resolve().is_relative_to(exclude):
+            continue
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            images.append(path)
+        else:
+            others.append(Skipped(str(path), f"not an image file ({path.suffix or 'no suffix'})"))
+    if not images:
+        others.append(Skipped(str(folder), "no image files in this folder"))
+    return images, others
+
+
+def discover_images(
+    inputs: Sequence[Path | str], exclude: Path | None = None
+) -> tuple[list[Path], list[Skipped]]:
+    """Expand files and folders (recursively) into image files, in order, without repeats.
+
+    Args:
+        inputs: image files and folders.
+        exclude: a folder whose files are never inputs (the output folder).
+
+    Returns:
+        The image files, and the inputs that are missing, not images, or empty folders.
+    """
+    exclude = exclude.resolve() if exclude is not None else None
+    images: list[Path] = []
+    skipped: list[Skipped] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found, others = _scan_folder(item, exclude)
+            images.extend(found)
+            skipped.extend(others)
+        elif not item.exists():
+            skipped.append(Skipped(str(item), "no such file or folder"))
+        elif item.suffix.lower() in IMAGE_EXTENSIONS:
+            images.append(item)
+        else:
+            skipped.append(Skipped(str(item), f"not an image file ({item.suffix or 'no suffix'})"))
+    seen: set[Path] = set()
+    unique = [p for p in images if not (p.resolve() in seen or seen.add(p.resolve()))]
+    return unique, skipped
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """A folder name per image: its stem, with ``_2``, ``_3``… on (case-insensitive) repeats."""
+    taken: set[str] = set()
+    names = []
+    for path in paths:
+        stem = path.stem.strip() or "image"
+        name, number = stem, 1
+        while name.lower() in taken:
+            number += 1
+            name = f"{stem}_{number}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
+# --------------------------------------------------------------------------------------------
+# Reading and cropping one photo
+
+
+def _checked_size(path: Path, img: Image.Image, notes: list[str]) -> None:
+    width, height = img.size
+    if min(width, height) < MIN_SIDE:
+        raise DataError(
+            f"{path}: {width}×{height} px is too small (need at least {MIN_SIDE} px per side)"
+        )
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        notes.append(
+            f"{path}: {width}×{height} px ({width * height / 1e6:.0f} Mpx) is very large; "
+            "it is read at reduced size"
+        )
+
+
+def _as_float_image(img: Image.Image) -> Image.Image:
+    """Any PIL mode → 8-bit 'RGB' or 'L', or float grey 'F' in [0, 1]; alpha over white."""
+    if img.mode in _WIDE_GREY_MODES:
+        return Image.fromarray(np.asarray(img, dtype=np.float32) / 65535.0)
+    if img.mode == "F":
+        return img
+    if img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img if img.mode == "L" else img.convert("RGB")
+
+
+def _to_array(img: Image.Image) -> np.ndarray:
+    """An 'RGB', 'L' or 'F' image → float32 array (H, W, 3) in [0, 1]."""
+    if img.mode == "RGB":
+        return np.asarray(img, dtype=np.float32) / 255.0  # (H, W, 3)
+    grey = np.asarray(img, dtype=np.float32)  # (H, W)
+    grey = grey / 255.0 if img.mode == "L" else np.clip(np.nan_to_num(grey), 0.0, 1.0)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def read_photo(path: Path, work_side: int = WORK_SIDE) -> tuple[np.ndarray, float, list[str]]:
+    """Decode a photo of any size and format to RGB, upright per its EXIF orientation.
+
+    Grey (8/16-bit), palette, CMYK and transparent images become RGB (transparency over
+    white). Photos longer than ``work_side`` are decoded at reduced size (JPEG) or reduced.
+
+    Args:
+        path: the image file.
+        work_side: longer side above which the photo is reduced by an integer factor.
+
+    Returns:
+        The photo (H, W, 3) float32 in [0, 1]; original pixels per returned pixel; one-line
+        notes (e.g. a very large photo).
+
+    Raises:
+        DataError: unreadable, truncated, not an image, or too small (names the file).
+    """
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                _checked_size(path, img, notes)
+                width = img.size[0]
+                reduce = -(-max(img.size) // work_side)
+                if reduce > 1 and img.format == "JPEG":
+                    img.draft(img.mode, (img.size[0] // reduce, img.size[1] // reduce))
+                orientation = img.getexif().get(0x0112)
+                img.load()
+                flat = _as_float_image(img)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - decoders raise anything on a broken file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: cannot read the image ({reason})") from None
+    reduce = -(-max(flat.size) // work_side)
+    if reduce > 1:
+        flat = flat.reduce(reduce)
+    scale = width / flat.size[0]
+    if orientation in _ORIENTATION:
+        flat = flat.transpose(_ORIENTATION[orientation])
+    return _to_array(flat), scale, notes
+
+
+@dataclass(frozen=True)
+class PreparedPhoto:
+    """One photo cropped for the model, or the reason it could not be."""
+
+    index: int
+    image: Tensor | None = None
+    """The crop resized to (3, S, S), in [0, 1]."""
+    crop_method: str = "full"
+    """'face', 'center' or 'full'."""
+    box: tuple[int, int, int, int] = (0, 0, 0, 0)
+    """The crop in the upright photo's pixels: (top, left, height, width)."""
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+
+def _resize(crop: np.ndarray, size: int) -> Tensor:
+    """Crop (H, W, 3) → (3, size, size), bilinear with antialiasing."""
+    image = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)  # (3, H, W)
+    if image.shape[-2:] != (size, size):
+        image = F.interpolate(
+            image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )[0].clamp(0.0, 1.0)
+    return image.contiguous()
+
+
+def prepare_photo(
+    path: Path, index: int, size: int = IMAGE_SIZE, detector: FaceDetector | None = None
+) -> PreparedPhoto:
+    """Read a photo and crop it: the largest face, or else the centred square.
+
+    Raises:
+        DataError: the photo cannot be used (the message names the file).
+    """
+    rgb, scale, notes = read_photo(path)
+    height, width = rgb.shape[:2]
+    method, box = "full", Box(0, 0, height, width)
+    if detector is not None:
+        face = detector.largest_face(rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
+        if face is None:
+            notes.append(f"{path}: no face found; using a centre crop")
+            method, box = "center", center_crop_box(height, width)
+        else:
+            method, box = "face", face_crop_box(face)
+    elif height != width:
+        method, box = "center", center_crop_box(height, width)
+    crop = rgb if method == "full" else crop_with_edge_padding(rgb, box)
+    full_box = box.scaled(scale) if scale != 1 else box
+    return PreparedPhoto(
+        index, _resize(crop, size), method, tuple(full_box.as_list()), tuple(notes)
+    )
+
+
+class PhotoDataset(Dataset):
+    """Photos → :class:`PreparedPhoto` items; unusable files give an item with ``error``."""
+
+    def __init__(self, paths: Sequence[Path], detect_faces: bool, size: int = IMAGE_SIZE) -> None:
+        self.paths = list(paths)
+        self.size = size
+        self.detector = FaceDetector() if detect_faces else None
+
+    def __len__(self) -> int:
+        """Number of photos."""
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> PreparedPhoto:
+        """Read and crop photo ``index``."""
+        try:
+            return prepare_photo(self.paths[index], index, self.size, self.detector)
+        except DataError as exc:
+            return PreparedPhoto(index, error=str(exc))
+
+
+def _as_list(items: list[PreparedPhoto]) -> list[PreparedPhoto]:
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# Inference
+
+
+def relight(model: Unsup3D, decomp: Decomposition, recon: Reconstruction) -> dict[str, Tensor]:
+    """The canonical albedo re-shaded by each of :data:`RELIGHT_DIRECTIONS`, in the input view.
+
+    Returns:
+        Per direction name, images (B, 3, H, W) in [0, 1]; mid-grey where the surface is absent.
+    """
+    batch = decomp.depth.shape[0]
+    normal = recon.canonical_normal[:batch]  # (B, H, W, 3)
+    view_depth, view_mask = recon.view_depth[:batch], recon.view_mask[:batch]  # (B, 1, H, W)
+    rotation = euler_to_rotation(decomp.view_angles)  # (B, 3, 3)
+    grid = model.renderer.inverse_grid(view_depth, rotation, decomp.view_translation)
+    ambient = decomp.ambient.new_full((batch,), RELIGHT_AMBIENT)
+    diffuse = decomp.ambient.new_full((batch,), RELIGHT_DIFFUSE)
+    lit = []
+    for direction in RELIGHT_DIRECTIONS.values():
+        light = decomp.depth.new_tensor(direction)
+        light = (light / light.norm()).expand(batch, 3)
+        lit.append(decomp.albedo * lambertian_shading(normal, light, ambient, diffuse))
+    count = len(lit)
+    canonical = torch.cat(lit).clamp(0.0, 1.0)  # (n·B, 3, H, W)
+    warped = sample_canonical(canonical - 0.5, grid.repeat(count, 1, 1, 1)) + 0.5
+    mask = view_mask.repeat(count, 1, 1, 1)
+    views = (warped * mask + 0.5 * (1 - mask)).split(batch)
+    return dict(zip(RELIGHT_DIRECTIONS, views, strict=True))
+
+
+def turntable(model: Unsup3D, decomp: Decomposition, recon: Reconstruction) -> Tensor:
+    """Frames of the textured surface swinging ±:data:`TURNTABLE_YAW_DEG` and back.
+
+    Returns:
+        Frames (B, T, 3, H, W) in [0, 1], T = 2 · :data:`TURNTABLE_STEPS`, white background.
+    """
+    batch = decomp.depth.shape[0]
+    texture = recon.canonical_image[:batch].clamp(0.0, 1.0)  # (B, 3, H, W)
+    sweep = np.linspace(-TURNTABLE_YAW_DEG, TURNTABLE_YAW_DEG, TURNTABLE_STEPS + 1)
+    yaws = [*sweep[:-1], *sweep[:0:-1]]  # there and back: 2·STEPS frames, looping
+    return model.renderer.turntable(texture, decomp.depth, yaws).clamp(0.0, 1.0)
+
+
+def _uint8(x: Tensor) -> np.ndarray:
+    """(B, C, H, W) or (B, T, C, H, W) in [0, 1] → uint8 channel-last numpy, C=1 squeezed."""
+    out = (x.clamp(0.0, 1.0) * 255).round().to(torch.uint8).movedim(-3, -1)
+    if out.shape[-1] == 1:
+        out = out[..., 0]
+    return out.cpu().numpy()
+
+
+def output_maps(
+    model: Unsup3D, images: Tensor, decomp: Decomposition, recon: Reconstruction
+) -> dict[str, np.ndarray]:
+    """The arrays of a batch to write, on the CPU, keyed by output file name.
+
+    Args:
+        model: the model (its renderer relights).
+        images: the inputs (B, 3, H, W).
+        decomp: the model's (or the refined) prediction.
+        recon: its reconstruction (2B-batched).
+
+    Returns:
+        Arrays whose first axis is B: uint8 images (B, H, W[, 3]), uint16 depth (B, H, W),
+        float32 depth maps (B, H, W).
+    """
+    batch = images.shape[0]
+    depth = decomp.depth[:, 0]  # (B, H, W)
+    depth16 = ((DEPTH_FAR - depth) / DEPTH_SPAN * 65535).clamp(0, 65535).round()
+    maps = {
+        "input.png": _uint8(images),
+        "reconstruction.png": _uint8(recon.image[:batch]),
+        "canonical_albedo.png": _uint8(decomp.albedo),
+        "canonical_shading.png": _uint8(recon.shading[:batch]),
+        "canonical_image.png": _uint8(recon.canonical_image[:batch]),
+        "canonical_depth.png": depth16.to(torch.int32).cpu().numpy().astype(np.uint16),
+        "canonical_depth.npy": depth.float().cpu().numpy(),
+        "view_depth.npy": recon.view_depth[:batch, 0].float().cpu().numpy(),
+        "view_mask.png": _uint8(recon.view_mask[:batch]),
+        "canonical_normal.png": _uint8(recon.canonical_normal[:batch].movedim(-1, 1) / 2 + 0.5),
+    }
+    if decomp.confidence is not None:
+        certainty = 1 / (1 + decomp.confidence)  # (B, 2, H, W)
+        maps["confidence.png"] = _uint8(certainty[:, :1])
+        maps["confidence_flip.png"] = _uint8(certainty[:, 1:2])
+    for name, view in relight(model, decomp, recon).items():
+        maps[f"relit_{name}.png"] = _uint8(view)
+    return maps
+
+
+def _parameters(decomp: Decomposition, before: Tensor, after: Tensor | None) -> list[dict]:
+    """The per-image viewpoint, light and errors for result.json."""
+    angles = torch.rad2deg(decomp.view_angles).tolist()
+    translation, direction = decomp.view_translation.tolist(), decomp.light_direction.tolist()
+    ambient, diffuse = decomp.ambient.tolist(), decomp.diffuse.tolist()
+    errors = before.tolist()
+    refined = after.tolist() if after is not None else [None] * len(errors)
+    return [
+        {
+            "view": {"rotation_deg": angles[k], "translation": translation[k]},
+            "light": {"ambient": ambient[k], "diffuse": diffuse[k], "direction": direction[k]},
+            "photometric_error": {"before": errors[k], "after": refined[k]},
+        }
+        for k in range(len(errors))
+    ]
+
+
+def infer_batch(
+    model: Unsup3D, images: Tensor, options: ReconstructOptions
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Run the model (and refinement) on a batch and gather everything to write.
+
+    Args:
+        model: the model, in eval mode, on the images' device.
+        images: (B, 3, 64, 64) in [0, 1].
+        options: refinement and animation settings.
+
+    Returns:
+        Arrays keyed by output file name (first axis B), and per-image result.json fields.
+    """
+    after = None
+    with torch.inference_mode():
+        decomp = model(images)
+        if options.refine_steps == 0:
+            recon = model.reconstruct(decomp)
+            before = photometric_error(images, recon)
+    if options.refine_steps > 0:
+        decomp, before, after = refine(
+            model, images, decomp, options.refine_steps, residuals=options.refine_residuals
+        )
+    with torch.inference_mode():
+        if options.refine_steps > 0:
+            recon = model.reconstruct(decomp)
+        maps = output_maps(model, images, decomp, recon)
+        if options.animate:
+            maps["turntable.gif"] = _uint8(turntable(model, decomp, recon))
+    return maps, _parameters(decomp, before, after)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _write_file(folder: Path, name: str, value: Any) -> None:
+    path = folder / name
+    if name.endswith(".npy"):
+        np.save(path, value)
+    elif name.endswith(".gif"):
+        import imageio.v3 as iio
+
+        iio.imwrite(path, value, extension=".gif", duration=TURNTABLE_FRAME_MS, loop=0)
+    else:
+        Image.fromarray(value).save(path)
+
+
+def write_image_folder(folder: Path, files: dict[str, Any], result: dict) -> None:
+    """Write one image's files as ``.<name>.partial`` and rename it to ``folder`` when done.
+
+    An existing ``folder`` is replaced (the caller decides whether that is allowed).
+    """
+    partial = folder.with_name(f".{folder.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True)
+    for name, value in files.items():
+        _write_file(partial, name, value)
+    (partial / "result.json").write_text(
+        json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(partial, folder)
+
+
+@dataclass
+class _Run:
+    """Mutable bookkeeping of one run (counts, skips, pending writes)."""
+
+    out_dir: Path
+    checkpoint: str
+    camera: dict
+    depth: dict
+    skipped: list[Skipped] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    processed: int = 0
+    pending: deque = field(default_factory=deque)
+
+
+def _submit_batch(run: _Run, pool: ThreadPoolExecutor, items: list, maps: dict, rows: list) -> None:
+    """Queue the writes of a batch's images, waiting for older ones past two batches."""
+    for k, (photo, path, name) in enumerate(items):
+        result = {
+            "source": str(path),
+            "checkpoint": run.checkpoint,
+            "crop": {"method": photo.crop_method, "box": list(photo.box)},
+            **{key: rows[k][key] for key in ("view", "light")},
+            "camera": run.camera,
+            **run.depth,
+            "photometric_error": rows[k]["photometric_error"],
+        }
+        files = {name_: array[k] for name_, array in maps.items()}
+        folder = run.out_dir / name
+        run.pending.append(pool.submit(write_image_folder, folder, files, round_floats(result)))
+    while len(run.pending) > 2 * max(1, len(items)):
+        _finish(run.pending.popleft())
+    run.processed += len(items)
+
+
+def _finish(future: Future) -> None:
+    """Wait for one write; a failed write is a user-facing error (disk full, permissions)."""
+    try:
+        future.result()
+    except OSError as exc:
+        raise DataError(f"cannot write the outputs: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+def _loader(dataset: PhotoDataset, options: ReconstructOptions) -> DataLoader:
+    workers = options.num_workers
+    if workers is None:
+        workers = 0 if len(dataset) <= options.batch_size else min(2, os.cpu_count() or 1)
+    return DataLoader(
+        dataset,
+        batch_size=options.batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_as_list,
+        prefetch_factor=2 if workers > 0 else None,
+    )
+
+
+def _usable(
+    run: _Run, photos: list[PreparedPhoto], paths: list[Path], strict: bool
+) -> list[PreparedPhoto]:
+    """The photos that could be read; the others are logged and recorded (fatal if strict)."""
+    good = []
+    for photo in photos:
+        for note in photo.notes:
+            log.warning(note)
+            run.notes.append(note)
+        if photo.error is None:
+            good.append(photo)
+            continue
+        if strict:
+            raise DataError(f"{photo.error} (--strict)")
+        log.warning("skipped %s", photo.error)
+        path = str(paths[photo.index])
+        run.skipped.append(Skipped(path, photo.error.removeprefix(f"{path}: ")))
+    return good
+
+
+def _run_batches(
+    run: _Run, model: Unsup3D, todo: list[tuple[Path, str]], options: ReconstructOptions
+) -> None:
+    """Stream the photos through the model and the writers, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    device = next(model.parameters()).device
+    paths = [path for path, _ in todo]
+    loader = iter(_loader(PhotoDataset(paths, options.detect_faces), options))
+    bar = tqdm(total=len(todo), unit="img", dynamic_ncols=True, disable=None, leave=False)
+    with ThreadPoolExecutor(max_workers=2) as pool, _model_threads(device, options.threads):
+        try:
+            for photos in loader:
+                good = _usable(run, photos, paths, options.strict)
+                bar.update(len(photos))
+                if not good:
+                    continue
+                images = torch.stack([p.image for p in good]).to(device)  # (B, 3, S, S)
+                maps, rows = infer_batch(model, images, options)
+                items = [(p, *todo[p.index]) for p in good]
+                _submit_batch(run, pool, items, maps, rows)
+            while run.pending:
+                _finish(run.pending.popleft())
+        finally:
+            for future in run.pending:
+                future.cancel()
+            bar.close()
+
+
+@contextmanager
+def _model_threads(device: torch.device, threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` torch CPU threads (None: one fewer than now, at least 1)."""
+    before = torch.get_num_threads()
+    if threads is None:
+        threads = max(1, before - 1) if device.type == "cpu" else before
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _plan(paths: list[Path], out_dir: Path, force: bool) -> tuple[list[tuple[Path, str]], int]:
+    """(photo, folder name) pairs to do, and how many are skipped as already done."""
+    todo, existing = [], 0
+    for path, name in zip(paths, output_names(paths), strict=True):
+        if not force and (out_dir / name).exists():
+            existing += 1
+        else:
+            todo.append((path, name))
+    return todo, existing
+
+
+def _nothing_usable(found: int, skipped: list[Skipped], summary: Path | None) -> DataError:
+    """The one-line error when no input could be used (naming the file if there is one)."""
+    if not skipped:
+        return DataError("no input image given")
+    first = f"{skipped[0].path}: {skipped[0].reason}"
+    if len(skipped) == 1:
+        return DataError(first)
+    where = f"; all listed in {summary}" if summary is not None else ""
+    return DataError(
+        f"no image could be reconstructed ({found} image files, {len(skipped)} inputs skipped; "
+        f"first: {first}){where}"
+    )
+
+
+def _summarise(run: _Run, found: int, existing: int, seconds: float) -> ReconstructSummary:
+    gallery = write_gallery(run.out_dir)
+    summary = ReconstructSummary(
+        out_dir=run.out_dir, gallery=gallery, found=found, processed=run.processed,
+        existing=existing, skipped=tuple(run.skipped), warnings=tuple(run.notes), seconds=seconds,
+    )  # fmt: skip
+    text = json.dumps(
+        {"checkpoint": run.checkpoint, **summary.to_json()}, indent=2, ensure_ascii=False
+    )
+    (run.out_dir / "summary.json").write_text(text + "\n", encoding="utf-8")
+    return summary
+
+
+def reconstruct_images(
+    model: Unsup3D,
+    inputs: Sequence[Path | str],
+    out_dir: Path | str,
+    options: ReconstructOptions,
+    checkpoint: str = "",
+    renderer_cfg: Any = None,
+) -> ReconstructSummary:
+    """Reconstruct every image among ``inputs`` into ``out_dir`` (see the module docstring).
+
+    Args:
+        model: the model, in eval mode, on the device to use.
+        inputs: image files and folders (searched recursively).
+        out_dir: the output folder (created).
+        options: how to run.
+        checkpoint: recorded in each result.json.
+        renderer_cfg: the renderer settings, for result.json's camera (default: the model's).
+
+    Returns:
+        The :class:`ReconstructSummary`, also written to ``summary.json``.
+
+    Raises:
+        DataError: no input image at all, nothing readable, a skipped input with ``strict``,
+            or outputs that cannot be written.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DataError(f"output folder {out_dir} exists and is not a folder")
+    paths, skipped = discover_images(inputs, exclude=out_dir)
+    if options.strict and skipped:
+        raise DataError(f"{skipped[0].path}: {skipped[0].reason} (--strict)")
+    if not paths:
+        raise _nothing_usable(0, skipped, None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo, existing = _plan(paths, out_dir, options.force)
+    run = _Run(out_dir, checkpoint, _camera(model, renderer_cfg), _depth_fields(model), skipped)
+    for entry in skipped:
+        log.warning("skipped %s: %s", entry.path, entry.reason)
+    start = time.perf_counter()
+    _run_batches(run, model, todo, options)
+    summary = _summarise(run, len(paths), existing, time.perf_counter() - start)
+    if summary.processed == 0 and existing == 0:
+        raise _nothing_usable(len(paths), list(summary.skipped), out_dir / "summary.json")
+    return summary
+
+
+def _camera(model: Unsup3D, renderer_cfg: Any) -> dict:
+    cfg = renderer_cfg if renderer_cfg is not None else model.renderer.cfg
+    return {
+        "fov_deg": cfg.fov_deg,
+        "image_size": IMAGE_SIZE,
+        "rot_center_depth": cfg.rot_center_depth,
+    }
+
+
+def _depth_fields(model: Unsup3D) -> dict:
+    return {
+        "depth_range": [model.cfg.min_depth, model.cfg.max_depth],
+        "border_depth": model.border_depth,
+    }
+
+
+def round_floats(value: Any, digits: int = 6) -> Any:
+    """Floats in nested lists/dicts rounded (for compact JSON); non-finite become None."""
+    if isinstance(value, float):
+        return round(value, digits) if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: round_floats(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [round_floats(v, digits) for v in value]
+    return value
