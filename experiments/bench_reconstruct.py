@@ -1,0 +1,381 @@
+"""``unsup3d reconstruct`` benchmark: images per second and memory over a long streamed run.
+
+Measures, on the CPU by default, with a randomly initialised model of the chosen width (the
+weights do not change the cost) and 64×64 PNG inputs (synthetic faces, hard-linked many times
+into a generated folder, so the files are real but cheap to make):
+
+* the per-image cost of each stage at the run's batch size, in isolation: the five networks
+  (``Unsup3D.forward``), the renderer (``Unsup3D.reconstruct``, both branches) and the maps
+  (relighting and tensor → uint8 conversion), with the networks' FLOPs; the networks' FLOPs
+  against the machine's fp32 matmul throughput give the ceiling no pipeline can beat;
+* throughput: ``api.reconstruct`` end to end (discovery, loader workers, face-free crops,
+  model, renderer, 16 files per image, gallery) on ``--throughput-images`` images, without
+  ``--animate`` → images/s as the command reports it;
+* memory: ``api.reconstruct`` on ``--images`` images while a thread samples the memory (PSS) of
+  this process plus its loader workers every half second; flat means the median memory of the
+  last quarter of the run is within :data:`FLAT_MB` of the second quarter's.
+
+Usage::
+
+    .venv/bin/python experiments/bench_reconstruct.py                   # paper width, 10,000
+    .venv/bin/python experiments/bench_reconstruct.py --width tiny --images 10000
+    .venv/bin/python experiments/bench_reconstruct.py --quick           # smoke check
+
+Writes ``experiments/results/bench_reconstruct_<width>.json`` and ``.md`` (``..._quick`` for
+``--quick``). Target (issue 3, reported, not asserted): ≥ 100 images/s without ``--animate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from unsup3d_cli import api
+from unsup3d_cli.config import ExperimentConfig, apply_overrides, config_to_dict
+from unsup3d_cli.engine.checkpoint import save_checkpoint
+from unsup3d_cli.reconstruct import output_maps
+from unsup3d_cli.synthetic import synthetic_sample
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TARGET_IMAGES_PER_S = 100.0
+"""The issue's throughput target without --animate, on the 2-core CPU."""
+FLAT_MB = 50.0
+"""Largest growth of the median memory (PSS), last quarter over second, still called flat."""
+SOURCE_IMAGES = 16
+"""Distinct synthetic faces behind the hard links."""
+WIDTHS = {
+    "paper": (),
+    "tiny": (
+        "model.width=16", "model.encoder_width=16", "model.depth_zdim=32",
+        "model.confidence_zdim=16",
+    ),
+}  # fmt: skip
+"""Model overrides per ``--width``: the paper's networks, or the narrow test model."""
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--width", choices=sorted(WIDTHS), default="paper")
+    parser.add_argument("--images", type=int, default=10_000, help="images of the memory run")
+    parser.add_argument("--throughput-images", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3, help="throughput runs; best is kept")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="model threads (reconstruct's)")
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a temp folder")
+    parser.add_argument("--quick", action="store_true", help="128 + 64 images, batch 16")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.images, args.throughput_images, args.batch_size, args.repeats = 128, 64, 16, 1
+    return args
+
+
+def write_checkpoint(path: Path, width: str) -> None:
+    cfg = apply_overrides(ExperimentConfig(name=f"bench-{width}"), list(WIDTHS[width]))
+    torch.manual_seed(0)
+    model = api.build_model(cfg)
+    save_checkpoint(path, {"model": model.state_dict(), "config": config_to_dict(cfg)})
+
+
+def make_inputs(folder: Path, count: int, sources: list[Path]) -> Path:
+    """``count`` PNG files in ``folder``, hard links to the source faces (copies if needed)."""
+    folder.mkdir(parents=True)
+    for index in range(count):
+        target = folder / f"img_{index:05d}.png"
+        try:
+            os.link(sources[index % len(sources)], target)
+        except OSError:
+            shutil.copyfile(sources[index % len(sources)], target)
+    return folder
+
+
+def write_sources(folder: Path) -> list[Path]:
+    from torchvision.utils import save_image
+
+    folder.mkdir(parents=True)
+    paths = []
+    for index in range(SOURCE_IMAGES):
+        image, _ = synthetic_sample(index, 2, 64)
+        paths.append(folder / f"face_{index:02d}.png")
+        save_image(image.float(), paths[-1])
+    return paths
+
+
+# --------------------------------------------------------------------------------------------
+# Stages in isolation
+
+
+def _median_seconds(fn: Callable[[], object], reps: int = 3) -> float:
+    fn()  # warm-up (oneDNN primitive creation)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(size: int = 1024, seconds: float = 1.0) -> float:
+    """Best fp32 square-matmul throughput of this process's threads, GFLOP/s."""
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def stage_costs(checkpoint: Path, batch: int, device: str, threads: int) -> dict:
+    """Milliseconds per image of the networks, the renderer and the maps with ``threads``."""
+    model, _ = api.load_model(checkpoint, device)
+    images = torch.rand(batch, 3, 64, 64, device=device)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            decomp = model(images)
+            recon = model.reconstruct(decomp)
+            per_batch = {
+                "networks": _median_seconds(lambda: model(images)),
+                "renderer": _median_seconds(lambda: model.reconstruct(decomp)),
+                "maps": _median_seconds(lambda: output_maps(model, images, decomp, recon)),
+            }
+    finally:
+        torch.set_num_threads(before)
+    return {k: round(1000 * v / batch, 3) for k, v in per_batch.items()}
+
+
+def network_gflop(checkpoint: Path) -> float:
+    """Matmul/convolution GFLOP of the five networks for one image."""
+    model, _ = api.load_model(checkpoint, "cpu")
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(torch.rand(1, 3, 64, 64))
+    return round(counter.get_total_flops() / 1e9, 3)
+
+
+# --------------------------------------------------------------------------------------------
+# Runs
+
+
+def _pss_mb(pid: int) -> float:
+    """Proportional set size of a process and its children (loader workers), MB (Linux).
+
+    PSS splits pages shared between the forked workers and the main process among them, so
+    the sum is the memory the run really holds (summing RSS would count shared pages twice).
+    """
+    total = 0
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    pids.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    for proc in pids:
+        try:
+            for line in Path(f"/proc/{proc}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class MemorySampler(threading.Thread):
+    """Samples ``_pss_mb`` of this process every ``period`` seconds until stopped."""
+
+    def __init__(self, period: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.period, self.samples, self._halt = period, [], threading.Event()
+        self.start_time = time.perf_counter()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            self.samples.append((time.perf_counter() - self.start_time, _pss_mb(os.getpid())))
+            self._halt.wait(self.period)
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._halt.set()
+        self.join()
+        return self.samples
+
+
+def cpu_times() -> tuple[float, float, float]:
+    """(wall, busy CPU-s of the machine, CPU-s of this process and its reaped children)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    own = os.times()
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    mine = own.user + own.system + own.children_user + own.children_system
+    return time.perf_counter(), busy, mine
+
+
+def timed_run(checkpoint: Path, inputs: Path, out: Path, args: argparse.Namespace) -> dict:
+    """One ``api.reconstruct`` run, sampling memory (PSS) and other processes' CPU share."""
+    sampler = MemorySampler()
+    sampler.start()
+    before = cpu_times()
+    summary = api.reconstruct(checkpoint, [inputs], out, batch_size=args.batch_size,
+                              device=args.device, detect_faces=False,
+                              threads=args.threads)  # fmt: skip
+    after = cpu_times()
+    samples = sampler.stop()
+    wall, busy, mine = (b - a for a, b in zip(before, after, strict=True))
+    return {
+        "images": summary.processed,
+        "skipped": len(summary.skipped),
+        "seconds": round(summary.seconds, 2),
+        "images_per_s": round(summary.images_per_s, 2),
+        "other_processes_cpu_cores": round(max(busy - mine, 0.0) / wall, 2),
+        "memory": memory_stats(samples),
+    }
+
+
+def memory_stats(samples: list[tuple[float, float]]) -> dict:
+    """Median memory (PSS) in the second and the last quarter of the run, and the peak, in MB.
+
+    The first quarter holds the warm-up (model, oneDNN buffers, loader workers); a leak shows
+    as the last quarter's median above the second's. The renderer's chunked rasterizer
+    allocates and frees up to a few hundred MB per batch, hence medians rather than maxima.
+    """
+    if len(samples) < 8:
+        return {"samples": len(samples)}
+    end = samples[-1][0]
+
+    def quarter(k: int) -> list[float]:
+        return [mb for t, mb in samples if k * end / 4 <= t <= (k + 1) * end / 4]
+
+    second, last = statistics.median(quarter(1)), statistics.median(quarter(3))
+    return {
+        "samples": len(samples),
+        "second_quarter_median_mb": round(second, 1),
+        "last_quarter_median_mb": round(last, 1),
+        "growth_mb": round(last - second, 1),
+        "peak_mb": round(max(mb for _, mb in samples), 1),
+        "timeline_mb": [round(mb) for _, mb in samples[:: max(1, len(samples) // 40)]],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def markdown(result: dict) -> str:
+    through, memory, stages = result["throughput"], result["memory"], result["stages"]
+    runs = result["throughput_runs"]
+    ms = stages["ms_per_image"]
+    ceiling = result["matmul_gflops"] / stages["network_gflop_per_image"]
+    rss = memory["memory"]
+    lines = [
+        f"## reconstruct on {result['device']} ({result['cpu']})",
+        "",
+        f"{result['date']}, torch {result['torch']}, {result['threads']} threads "
+        f"({result['model_threads']} for the model), "
+        f"{result['width']} width, batch {result['batch_size']}, 64×64 PNG inputs, no --animate.",
+        "",
+        f"- **{through['images_per_s']} img/s** end to end over {through['images']} images, "
+        f"best of {len(runs)} runs (target ≥ {TARGET_IMAGES_PER_S:.0f}: "
+        f"{'PASS' if through['images_per_s'] >= TARGET_IMAGES_PER_S else 'MISS'}); each run, "
+        "img/s (CPU cores other processes kept busy meanwhile): "
+        + ", ".join(f"{r['images_per_s']} ({r['other_processes_cpu_cores']})" for r in runs),
+        f"- memory over {memory['images']} images ({memory['seconds']} s, "
+        f"{memory['images_per_s']} img/s, other processes "
+        f"{memory['other_processes_cpu_cores']} cores): median memory (PSS) "
+        f"{rss.get('second_quarter_median_mb')} MB in the second quarter, "
+        f"{rss.get('last_quarter_median_mb')} MB in the last, peak "
+        f"{rss.get('peak_mb')} MB, growth "
+        f"{rss.get('growth_mb')} MB → {'FLAT' if result['flat'] else 'GROWING'}",
+        "",
+        "| stage (isolated), ms per image | " + " | ".join(ms) + " |",
+        "|---|" + "---:|" * len(ms),
+        *(
+            f"| {stage} | " + " | ".join(str(ms[n][stage]) for n in ms) + " |"
+            for stage in next(iter(ms.values()))
+        ),
+        "",
+        "By default the pipeline runs the model with one thread fewer than torch's default (at "
+        "least 1), leaving a core to the loader workers and the two writer threads "
+        "(`--threads` changes it).",
+        "",
+        f"Networks: {stages['network_gflop_per_image']} GFLOP per image; fp32 matmul "
+        f"throughput {result['matmul_gflops']:.0f} GFLOP/s → at most **{ceiling:.0f} img/s** "
+        "for the networks alone, at 100% of matmul speed, before rendering or writing.",
+        "",
+        f"Memory (PSS) timeline (MB, ~40 samples): {rss.get('timeline_mb')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict:
+    """Every measurement of the benchmark, as the JSON-ready result."""
+    peak = matmul_gflops()
+    checkpoint = work / "model.pt"
+    write_checkpoint(checkpoint, args.width)
+    sources = write_sources(work / "sources")
+    counts = sorted({1, torch.get_num_threads()})
+    stages = {
+        "network_gflop_per_image": network_gflop(checkpoint),
+        "ms_per_image": {
+            f"{n} thread{'s' * (n > 1)}": stage_costs(checkpoint, args.batch_size, args.device, n)
+            for n in counts
+        },
+    }
+    print("stages:", stages, flush=True)
+    small = make_inputs(work / "throughput", args.throughput_images, sources)
+    runs = []
+    for repeat in range(args.repeats):
+        runs.append(timed_run(checkpoint, small, work / f"out_throughput_{repeat}", args))
+        print("throughput:", {k: v for k, v in runs[-1].items() if k != "memory"}, flush=True)
+    many = make_inputs(work / "memory", args.images, sources)
+    memory = timed_run(checkpoint, many, work / "out_memory", args)
+    print("memory:", memory["memory"], flush=True)
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": args.device, "cpu": _cpu_name(), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "width": args.width, "batch_size": args.batch_size,
+        "model_threads": args.threads or max(1, torch.get_num_threads() - 1),
+        "matmul_gflops": round(max(peak, matmul_gflops()), 1), "stages": stages,
+        "throughput": max(runs, key=lambda r: r["images_per_s"]), "throughput_runs": runs,
+        "memory": memory, "target_images_per_s": TARGET_IMAGES_PER_S,
+        "flat": memory["memory"].get("growth_mb", 0.0) <= FLAT_MB,
+    }  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-reconstruct-"))
+    try:
+        result = measure(args, work)
+        stem = f"bench_reconstruct_{args.width}" + ("_quick" if args.quick else "")
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+        (RESULTS_DIR / f"{stem}.md").write_text(markdown(result))
+        print(markdown(result), flush=True)
+    finally:
+        if args.workdir is None:
+            print(f"removing {work} ...", flush=True)
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown"
+
+
+if __name__ == "__main__":
+    main()
