@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer.testing import CliRunner
+from cli_helpers import assert_one_line_error, runner
 
 from unsup3d_cli import __version__
 from unsup3d_cli.cli import app
@@ -18,35 +18,12 @@ TRAIN_OPTIONS = ("--config", "-c", "--set", "--run-dir", "--device", "--resume",
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def make_runner() -> CliRunner:
-    env = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
-    try:
-        return CliRunner(env=env, mix_stderr=False)  # click < 8.2 mixes stderr in by default
-    except TypeError:
-        return CliRunner(env=env)  # newer versions always capture stderr separately
-
-
-runner = make_runner()
-
-
 def invoke(*args: str):
     return runner.invoke(app, list(args))
 
 
 def plain_stdout(result) -> str:
     return ANSI_ESCAPE.sub("", result.stdout)
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    """Exit code 1, a single ``Error: ...`` line on stderr naming each fragment, no traceback."""
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit), result.exception  # handled, not crashed
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in lines[0]
-    assert "Traceback" not in result.output
 
 
 def test_help_lists_train() -> None:

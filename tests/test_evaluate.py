@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, runner
 from PIL import Image
-from typer.testing import CliRunner
 
 from unsup3d_cli import api
 from unsup3d_cli.cli import app
@@ -389,27 +389,6 @@ def test_refine_adds_photometric_errors(tiny_checkpoint: Path, dataset_root: Pat
 
 # --------------------------------------------------------------------------------------------
 # CLI
-
-
-def make_runner() -> CliRunner:
-    env = {"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}
-    try:
-        return CliRunner(env=env, mix_stderr=False)
-    except TypeError:
-        return CliRunner(env=env)
-
-
-runner = make_runner()
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit), result.exception
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_cli_eval_writes_json_and_markdown(tiny_checkpoint: Path, dataset_root: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import assert_one_line_error
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -288,14 +289,6 @@ def invoke(*args: str):
     except TypeError:
         runner = CliRunner(env=env)
     return runner.invoke(app, list(args))
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert all(fragment in lines[0] for fragment in fragments), lines[0]
-    assert "Traceback" not in result.output
 
 
 def test_cli_writes_the_same_bytes(dataset: Path, tmp_path: Path) -> None:

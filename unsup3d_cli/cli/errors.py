@@ -50,3 +50,13 @@ def user_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except (ConfigError, DataError, CheckpointError, TrainingError) as exc:
         raise fail(exc) from None
+
+
+def check_device(device: str) -> None:
+    """Exit with a one-line ``--device`` error unless the device can be used."""
+    from unsup3d_cli.api import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise fail(f"--device {device}: {exc}") from None

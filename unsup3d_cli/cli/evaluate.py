@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from unsup3d_cli.cli.errors import fail, user_errors
+from unsup3d_cli.cli.errors import check_device, fail, user_errors
 from unsup3d_cli.cli.options import DeviceOption
 
 PERTURBATION_CHOICES = ("L1", "L2", "L3", "asym")
@@ -153,10 +153,7 @@ def eval_command(
         raise fail(exc) from None
     from unsup3d_cli import api
 
-    try:
-        api.resolve_device(device)
-    except ValueError as exc:
-        raise fail(f"--device {device}: {exc}") from None
+    check_device(device)
     out = out or default_out(checkpoints, occlusion, refine)
     with user_errors():
         report = api.evaluate(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from unsup3d_cli.cli.errors import fail, user_errors
+from unsup3d_cli.cli.errors import check_device, user_errors
 from unsup3d_cli.cli.options import DeviceOption
 
 if TYPE_CHECKING:
@@ -109,10 +109,7 @@ def reconstruct_command(
     """Reconstruct photos: depth, normals, albedo, light, relit views and an HTML gallery."""
     from unsup3d_cli import api
 
-    try:
-        api.resolve_device(device)
-    except ValueError as exc:
-        raise fail(f"--device {device}: {exc}") from None
+    check_device(device)
     with user_errors():
         summary = api.reconstruct(
             checkpoint, inputs, out, detect_faces=detect_faces, batch_size=batch_size,

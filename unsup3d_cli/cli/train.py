@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from unsup3d_cli.cli.errors import fail, user_errors
+from unsup3d_cli.cli.errors import check_device, user_errors
 from unsup3d_cli.cli.options import (
     ConfigOption,
     DeviceOption,
@@ -25,10 +25,7 @@ def train_command(
     from unsup3d_cli import api
     from unsup3d_cli.config import load_config
 
-    try:
-        api.resolve_device(device)
-    except ValueError as exc:
-        raise fail(f"--device {device}: {exc}") from None
+    check_device(device)
     with user_errors():
         cfg = load_config(config, overrides or ())
         out = api.train(cfg, run_dir=run_dir, device=device, resume=resume)
