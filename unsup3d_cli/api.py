@@ -530,8 +530,7 @@ def reconstruct(
         force: overwrite existing image folders (else they are kept and counted).
         strict: stop at the first unusable input instead of skipping it.
         num_workers: loader processes (None: automatic).
-        threads: CPU threads of the model (None: torch's default minus one, at least 1,
-            leaving a core to reading and writing files; ignored on CUDA).
+        threads: CPU threads of the model (None: torch's setting, every core by default).
 
     Returns:
         The :class:`~unsup3d_cli.reconstruct.ReconstructSummary`.

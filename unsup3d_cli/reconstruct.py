@@ -111,9 +111,8 @@ class ReconstructOptions:
     num_workers: int | None = None
     """Loader worker processes; None picks min(2, CPUs), and 0 for a single batch."""
     threads: int | None = None
-    """CPU threads of the model while it runs; None leaves one of torch's threads to the
-    loader and the writers (CPU only): on a 2-core machine this is faster than letting the
-    model's threads and the I/O fight over both cores."""
+    """CPU threads of the model while it runs (None: torch's setting, by default every core).
+    On a machine busy with other work, fewer threads than cores can be faster."""
 
     def __post_init__(self) -> None:
         """Reject impossible values (ValueError naming the option)."""
@@ -676,7 +675,7 @@ def _run_batches(
     paths = [path for path, _ in todo]
     loader = iter(_loader(PhotoDataset(paths, options.detect_faces), options))
     bar = tqdm(total=len(todo), unit="img", dynamic_ncols=True, disable=None, leave=False)
-    with ThreadPoolExecutor(max_workers=2) as pool, _model_threads(device, options.threads):
+    with ThreadPoolExecutor(max_workers=2) as pool, _model_threads(options.threads):
         try:
             for photos in loader:
                 good = _usable(run, photos, paths, options.strict)
@@ -696,12 +695,10 @@ def _run_batches(
 
 
 @contextmanager
-def _model_threads(device: torch.device, threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` torch CPU threads (None: one fewer than now, at least 1)."""
+def _model_threads(threads: int | None) -> Iterator[None]:
+    """Run with ``threads`` torch CPU threads (None: leave torch's setting alone)."""
     before = torch.get_num_threads()
-    if threads is None:
-        threads = max(1, before - 1) if device.type == "cpu" else before
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or before)
     try:
         yield
     finally:

@@ -81,8 +81,8 @@ ThreadsOption = Annotated[
     typer.Option(
         "--threads",
         min=1,
-        help="CPU threads for the model (default: all but one, leaving a core to reading and "
-        "writing files).",
+        help="CPU threads for the model (default: every core). On a machine busy with other "
+        "work, fewer can be faster.",
         show_default=False,
     ),
 ]
