@@ -2,7 +2,7 @@
 
 Layers, low to high (a module may import its own layer and the layers below it, never above):
 
-    checks, package root                       0  leaves anyone may import
+    checks, pngio, package root                0  leaves anyone may import
     geometry                                   1
     render                                     2
     model, losses, metrics, data, synthetic    3  (data/synthetic may use geometry and render)
@@ -27,6 +27,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
 LAYER_RANK: dict[str, int] = {
     "": 0,  # the package itself (``__version__``)
     "checks": 0,
+    "pngio": 0,
     "geometry": 1,
     "render": 2,
     "model": 3,

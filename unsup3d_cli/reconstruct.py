@@ -47,6 +47,7 @@ from unsup3d_cli.facecrop import (
 from unsup3d_cli.gallery import write_gallery
 from unsup3d_cli.geometry import euler_to_rotation
 from unsup3d_cli.model import Decomposition, Reconstruction, Unsup3D
+from unsup3d_cli.pngio import write_png
 from unsup3d_cli.refine import photometric_error, refine
 from unsup3d_cli.render import lambertian_shading, sample_canonical
 
@@ -562,8 +563,10 @@ def _write_file(folder: Path, name: str, value: Any) -> None:
         import imageio.v3 as iio
 
         iio.imwrite(path, value, extension=".gif", duration=TURNTABLE_FRAME_MS, loop=0)
+    elif name.endswith(".png"):
+        write_png(path, value)
     else:
-        Image.fromarray(value).save(path)
+        raise ValueError(f"no writer for output file {name!r}")
 
 
 def write_image_folder(folder: Path, files: dict[str, Any], result: dict) -> None:

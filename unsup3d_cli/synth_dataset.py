@@ -38,10 +38,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
 from unsup3d_cli.data import DEPTH_FAR, DEPTH_RANGE, SPLITS, DataError
+from unsup3d_cli.pngio import write_png
 from unsup3d_cli.synthetic import (
     BACKGROUND_DEPTH,
     GENERATOR_VERSION,
@@ -126,7 +126,7 @@ def encode_image(image: Tensor) -> np.ndarray:
 
 def save_png(pixels: np.ndarray, path: Path) -> None:
     """Write uint8 RGB (S, S, 3) or uint16 grey (S, S) as PNG with fixed options (no metadata)."""
-    Image.fromarray(pixels).save(path, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    write_png(path, pixels, PNG_COMPRESS_LEVEL)
 
 
 def _floats(values: Tensor) -> list:

@@ -49,7 +49,7 @@ from torch import Tensor
 from unsup3d_cli.geometry import euler_to_rotation, points_to_normals, rigid_transform
 from unsup3d_cli.render import Renderer, RendererConfig, lambertian_shading
 
-GENERATOR_VERSION = "synth-faces-1"
+GENERATOR_VERSION = "synth-faces-2"
 """Changes whenever the same (seed, index) would give a different image."""
 BACKGROUND_DEPTH = 1.1
 """Depth of the background, as in the synface layout (0 in the depth PNG)."""
@@ -114,6 +114,12 @@ class SynthConfig:
 
     image_size: int = 64
     """Side of the square images in pixels."""
+    face_scale: float = 1.4
+    """Size of the face in the frame (lateral zoom; depth relief unchanged). At 1 a frontal face
+    leaves a wide background margin; at 1.4 it fills the frame from cheek to cheek with the
+    chin and hairline slightly cropped (~60% of the pixels are face), like the tight crops the
+    method is trained on (synface, CelebA). Wide margins of textured background let training
+    discard them by rolling the canonical frame, a degenerate solution."""
     yaw_range_deg: float = 60.0
     """Yaw (ry) is drawn uniformly from ±this, in degrees."""
     pitch_range_deg: float = 20.0
@@ -143,6 +149,8 @@ class SynthConfig:
         """Reject values that cannot describe a dataset (ValueError naming the field)."""
         if self.image_size < 16:
             raise ValueError(f"image_size must be >= 16, got {self.image_size}")
+        if not 0.5 <= self.face_scale <= 2.0:
+            raise ValueError(f"face_scale must be in [0.5, 2], got {self.face_scale}")
         for name in ("expression_probability", "perturbation_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -641,6 +649,7 @@ def _strand_distance(dx: Tensor, dy: Tensor, p: Perturbation) -> Tensor:
 def canonical_faces(specs: Sequence[FaceSpec], cfg: SynthConfig) -> CanonicalFaces:
     """The faces of ``specs`` in their canonical frame (shape, outline and albedo)."""
     x, y = canonical_coords(cfg.image_size, cfg.renderer.fov_deg)
+    x, y = x / cfg.face_scale, y / cfg.face_scale  # a larger face: the same face, zoomed in
     shape = torch.stack([s.shape for s in specs])
     surface, distance = face_shape(x, y, shape, [s.expressions for s in specs])
     mask = distance > 0
