@@ -147,6 +147,46 @@ def test_nearer_surface_wins():
     assert (out.face_index >= len(faces)).all()
 
 
+def _candidate_counts(vertices: torch.Tensor, faces: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Per triangle, how many integer pixel centres its bounding box spans (u count, v count)."""
+    uv = (vertices @ k.T)[..., :2] / vertices[..., 2:]  # (B, N, 2)
+    tri = uv[:, faces]  # (B, F, 3, 2)
+    low, high = tri.amin(dim=2), tri.amax(dim=2)
+    return (torch.floor(high + 1e-4) - torch.ceil(low - 1e-4) + 1).clamp(min=0)  # (B, F, 2)
+
+
+def test_every_visibility_path_matches_the_reference():
+    # One mesh per image: a posed depth grid (triangles of about a pixel, one candidate each),
+    # the same grid seen head-on (vertices exactly on pixel centres: 2×2 blocks), and a large
+    # triangle in front of a posed grid (scanline rows), all compared with the naive loop.
+    depth = _smooth_depth(3, 12)
+    angles = [[0.15, 0.6, 0.05], [0.0, 0.0, 0.0], [-0.25, -0.45, 0.2]]
+    vertices, faces, k, _, _ = _posed(depth, angles)
+    big = torch.tensor([[-0.04, -0.05, 0.80], [0.05, -0.02, 0.81], [0.0, 0.06, 0.82]])
+    big = big.to(vertices).expand(3, 3, 3).clone()
+    big[:2, :, 2] = 50.0  # far behind the grid in the first two images: never visible there
+    mesh = torch.cat([vertices, big], dim=1)
+    all_faces = torch.cat([faces, torch.arange(3)[None] + vertices.shape[1]])
+    counts = _candidate_counts(mesh, all_faces, k)
+    assert ((counts <= 1).all(-1)).sum() > 0  # single-candidate triangles
+    assert ((counts == 2).any(-1) & (counts <= 2).all(-1)).sum() > 0  # 2×2 blocks
+    assert (counts > 2).any(-1)[2, -1]  # the large triangle needs the rows
+    fast_in = mesh.detach().clone().requires_grad_()
+    ref_in = mesh.detach().clone().requires_grad_()
+    fast = rasterize_depth(fast_in, all_faces, k, (12, 12))
+    ref = rasterize_depth_reference(ref_in, all_faces, k, (12, 12))
+    assert torch.equal(fast.covered, ref.covered)
+    torch.testing.assert_close(fast.depth, ref.depth)
+    # Head-on, pixel centres sit on shared vertices and edges: the visible triangle is a tie.
+    for b in (0, 2):
+        assert torch.equal(fast.face_index[b], ref.face_index[b])
+    assert (fast.face_index[2] == all_faces.shape[0] - 1).sum() > 4  # the big one is seen
+    upstream = torch.randn(fast.depth.shape, generator=torch.Generator().manual_seed(2))
+    (fast.depth * upstream.to(fast.depth)).sum().backward()
+    (ref.depth * upstream.to(ref.depth)).sum().backward()
+    torch.testing.assert_close(fast_in.grad, ref_in.grad)
+
+
 def test_chunked_visibility_equals_one_pass():
     depth = _smooth_depth(2, 16)
     vertices, faces, k, _, _ = _posed(depth, ANGLES)

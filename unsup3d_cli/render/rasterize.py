@@ -2,12 +2,16 @@
 
 Two passes (the split PyTorch3D and nvdiffrast also make):
 
-1. **Visibility** (no gradient): every triangle is projected, the integer pixel centres inside its
-   scanline spans become (triangle, pixel) candidates, an edge-function test keeps those inside
-   the triangle (either winding: faces are two-sided), and a z-buffer keeps the nearest. Depth and
-   triangle id are packed into one int64 key (the IEEE bits of a positive float32 sort like the
-   float), so a single ``scatter_reduce(amin)`` resolves visibility. Candidates are processed in
-   chunks of at most ``max_candidates`` so memory stays bounded whatever the triangles' sizes.
+1. **Visibility** (no gradient): every triangle is projected and paired with the integer pixel
+   centres it may contain; an edge-function test keeps those inside the triangle (either
+   winding: faces are two-sided), and a z-buffer keeps the nearest. Depth and triangle id are
+   packed into one int64 key (the IEEE bits of a positive float32 sort like the float), so a
+   single ``scatter_reduce(amin)`` resolves visibility. The candidates come three ways, all
+   tested alike: a depth-map mesh has triangles of about a pixel, most with at most one pixel
+   centre in their bounding box (tested in place, one candidate each) and the rest within a
+   2×2 block (e.g. vertices exactly on pixel centres, as in a head-on view); larger triangles
+   are enumerated along their scanline spans. Candidates are processed in chunks of at most
+   ``max_candidates`` so memory stays bounded whatever the triangles' sizes.
 2. **Interpolation** (differentiable): for each covered pixel, the screen-space barycentrics of
    the pixel centre in its visible triangle are recomputed from the projected vertices, and the
    depth is interpolated perspective-correctly, ``z = 1 / Σ w_k / z_k``. Gradients reach every
@@ -114,19 +118,58 @@ def _row_spans(tri_uv: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     return torch.where(hits, u, inf).amin(dim=1), torch.where(hits, u, -inf).amax(dim=1)
 
 
+Vertices = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
+"""A triangle per entry as nine flat columns: (u, v, z) of corner a, then of b, then of c.
+Contiguous 1-D columns keep the visibility pass's elementwise arithmetic fast."""
+
+
+def _vertex_columns(tri_uv: Tensor, tri_z: Tensor) -> Vertices:
+    """(T, 3, 2) projected vertices and (T, 3) depths → :data:`Vertices` of (T,) columns."""
+    return tuple(  # type: ignore[return-value]
+        column.contiguous()
+        for k in range(3)
+        for column in (tri_uv[:, k, 0], tri_uv[:, k, 1], tri_z[:, k])
+    )
+
+
 def _store_nearest(
-    zbuf: Tensor, tri: Tensor, u: Tensor, v: Tensor, tri_uv: Tensor, tri_z: Tensor, meta: tuple
+    zbuf: Tensor,
+    tri: Tensor,
+    u: Tensor,
+    v: Tensor,
+    verts: Vertices,
+    meta: tuple,
+    keep: Tensor | None = None,
 ) -> None:
-    """Edge-test candidate pixels and fold the inside ones into the packed z-buffer in place."""
+    """Edge-test candidate pixels and fold the inside ones into the packed z-buffer in place.
+
+    Args:
+        zbuf: (B·H·W,) packed keys, updated in place.
+        tri: flat triangle index of each candidate, (...).
+        u: candidate pixel column, (...), long.
+        v: candidate pixel row, (...), long.
+        verts: each candidate's triangle, columns broadcastable to (...).
+        meta: (F, H, W, near).
+        keep: candidates to consider, (...) bool (None: all).
+    """
     num_faces, height, width, near = meta
-    px = torch.stack([u, v], dim=-1).to(tri_uv.dtype)  # (C, 2)
-    weights, area = _edge_weights(tri_uv[tri], px)  # (C, 3), (C,)
-    depth = 1.0 / (weights / tri_z[tri]).sum(dim=-1)  # (C,) perspective-correct z
-    inside = (weights >= -INSIDE_EPS).all(dim=-1) & (area.abs() > MIN_AREA) & (depth > near)
-    tri, u, v, depth = tri[inside], u[inside], v[inside], depth[inside]
-    pixel = (tri // num_faces) * (height * width) + v * width + u  # (C',)
+    au, av, az, bu, bv, bz, cu, cv, cz = verts
+    pu, pv = u.to(au.dtype), v.to(au.dtype)
+    area = (bu - au) * (cv - av) - (bv - av) * (cu - au)  # signed, doubled
+    safe = torch.where(area.abs() > MIN_AREA, area, torch.ones_like(area))
+    w0 = ((cu - bu) * (pv - bv) - (cv - bv) * (pu - bu)) / safe  # edge (b, c), weight of a
+    w1 = ((au - cu) * (pv - cv) - (av - cv) * (pu - cu)) / safe  # edge (c, a), weight of b
+    w2 = ((bu - au) * (pv - av) - (bv - av) * (pu - au)) / safe  # edge (a, b), weight of c
+    depth = 1.0 / (w0 / az + w1 / bz + w2 / cz)  # (...) perspective-correct z
+    inside = torch.minimum(torch.minimum(w0, w1), w2) >= -INSIDE_EPS
+    inside &= (area.abs() > MIN_AREA) & (depth > near)
+    if keep is not None:
+        inside &= keep
+    # Masked rather than compacted: outside candidates carry the EMPTY key, which never wins.
+    pixel = (tri // num_faces) * (height * width) + v * width + u  # (...)
     key = (depth.float().view(torch.int32).to(torch.int64) << 32) | tri
-    zbuf.scatter_reduce_(0, pixel, key, reduce="amin")
+    key = torch.where(inside, key, EMPTY)
+    zbuf.scatter_reduce_(0, pixel.reshape(-1), key.reshape(-1), reduce="amin")
 
 
 def rasterize_depth(
@@ -171,6 +214,117 @@ def rasterize_depth(
     return _interpolate(tri_uv, tri_z, face_index, (batch, height, width), background)
 
 
+def _pixel_range(low: Tensor, high: Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """First and last integer pixel centre within [low, high] along one axis, per triangle.
+
+    Args:
+        low: (T,) smallest vertex coordinate (u or v) of each triangle, in pixels.
+        high: (T,) largest.
+        size: number of pixels along the axis.
+
+    Returns:
+        lo, hi (T,) as floats, clipped to the image; lo > hi where no centre lies in range.
+    """
+    lo = torch.ceil(low - 1e-4).clamp(min=0).nan_to_num(0.0)
+    hi = torch.floor(high + 1e-4).clamp(max=size - 1).nan_to_num(-1.0)
+    return lo, hi
+
+
+def _min3(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    return torch.minimum(torch.minimum(a, b), c)
+
+
+def _max3(a: Tensor, b: Tensor, c: Tensor) -> Tensor:
+    return torch.maximum(torch.maximum(a, b), c)
+
+
+_BLOCK_U = (0, 1, 0, 1)
+_BLOCK_V = (0, 0, 1, 1)
+
+
+def _store_blocks(
+    zbuf: Tensor,
+    select: Tensor,
+    ranges: tuple[Tensor, Tensor, Tensor, Tensor],
+    verts: Vertices,
+    meta: tuple,
+    max_candidates: int,
+) -> None:
+    """Fold triangles whose pixel range is at most 2×2 into the z-buffer.
+
+    Triangles with at most one candidate pixel centre (most of a depth-map mesh seen at an
+    angle: a triangle spans about a pixel) are tested in place, one candidate each, without
+    gathering; the others (a 2×1, 1×2 or 2×2 block, e.g. vertices exactly on pixel centres)
+    are gathered and tested against their 4-pixel block.
+
+    Args:
+        zbuf: (B·H·W,) packed keys, updated in place.
+        select: (T,) bool, the triangles to fold (the others are left to the row pass).
+        ranges: u_lo, u_hi, v_lo, v_hi of every triangle, (T,) floats.
+        verts: every triangle, (T,) columns.
+        meta: (F, H, W, near).
+        max_candidates: most (triangle, pixel) pairs tested at once.
+    """
+    u_lo, u_hi, v_lo, v_hi = ranges
+    single = select & (u_hi - u_lo <= 0) & (v_hi - v_lo <= 0)  # (T,) at most one candidate
+    for start in range(0, len(select), max_candidates):
+        part = slice(start, start + max_candidates)
+        u, v = u_lo[part].to(torch.int64), v_lo[part].to(torch.int64)  # (S,)
+        keep = single[part] & (u_lo[part] <= u_hi[part]) & (v_lo[part] <= v_hi[part])
+        tri = torch.arange(start, start + len(u), device=zbuf.device)
+        u, v = u * keep, v * keep  # dropped candidates point at pixel (0, 0), never inside
+        part_verts = tuple(column[part] for column in verts)
+        _store_nearest(zbuf, tri, u, v, part_verts, meta, keep)  # type: ignore[arg-type]
+    step_u = torch.tensor(_BLOCK_U, device=zbuf.device)  # (4,)
+    step_v = torch.tensor(_BLOCK_V, device=zbuf.device)
+    for tri in (select & ~single).nonzero().squeeze(1).split(max(1, max_candidates // 4)):
+        u = u_lo[tri].to(torch.int64)[:, None] + step_u  # (S, 4)
+        v = v_lo[tri].to(torch.int64)[:, None] + step_v
+        keep = (u <= u_hi[tri, None]) & (v <= v_hi[tri, None])  # (S, 4)
+        u, v = u * keep, v * keep
+        block_verts = tuple(column[tri, None] for column in verts)  # (S, 1) each
+        _store_nearest(zbuf, tri[:, None].expand_as(u), u, v, block_verts, meta, keep)  # type: ignore[arg-type]
+
+
+def _store_rows(
+    zbuf: Tensor,
+    select: Tensor,
+    v_range: tuple[Tensor, Tensor],
+    tri_uv: Tensor,
+    verts: Vertices,
+    meta: tuple,
+    max_candidates: int,
+) -> None:
+    """Fold any triangles into the z-buffer row by row (scanline spans, then pixels).
+
+    Args:
+        zbuf: (B·H·W,) packed keys, updated in place.
+        select: (T,) bool, the triangles to fold.
+        v_range: v_lo, v_hi of every triangle, (T,) floats.
+        tri_uv: (T, 3, 2) projected vertices.
+        verts: every triangle, (T,) columns.
+        meta: (F, H, W, near).
+        max_candidates: most (triangle, pixel) pairs tested at once.
+    """
+    width = meta[2]
+    v_lo, v_hi = v_range
+    rows = ((v_hi - v_lo + 1).clamp(min=0) * select).to(torch.int64)  # (T,)
+    v_lo = v_lo.to(torch.int64)
+    for start, stop in _chunks(rows, max_candidates):
+        tri, rank = _expand(rows[start:stop], start)  # one entry per (triangle, row)
+        v = v_lo[tri] + rank
+        u_min, u_max = _row_spans(tri_uv[tri], v.to(tri_uv.dtype))
+        row_lo = torch.ceil(u_min - 1e-4).clamp(min=0)
+        row_hi = torch.floor(u_max + 1e-4).clamp(max=width - 1)
+        cols = (row_hi - row_lo + 1).clamp(min=0).nan_to_num(0.0).to(torch.int64)
+        row_lo = row_lo.clamp(max=width).to(torch.int64)
+        for first, last in _chunks(cols, max_candidates):
+            row, col = _expand(cols[first:last], first)
+            pair_tri = tri[row]
+            pair_verts = tuple(column[pair_tri] for column in verts)
+            _store_nearest(zbuf, pair_tri, row_lo[row] + col, v[row], pair_verts, meta)  # type: ignore[arg-type]
+
+
 @torch.no_grad()
 def _zbuffer(
     tri_uv: Tensor,
@@ -196,23 +350,19 @@ def _zbuffer(
     """
     batch, height, width = shape
     meta = (num_faces, height, width, near)
-    valid = (tri_z.amin(dim=1) > near) & torch.isfinite(tri_uv).all(dim=(1, 2))
-    v_lo = torch.ceil(tri_uv[..., 1].amin(dim=1) - 1e-4).clamp(min=0).nan_to_num(0.0)
-    v_hi = torch.floor(tri_uv[..., 1].amax(dim=1) + 1e-4).clamp(max=height - 1).nan_to_num(-1.0)
-    rows = ((v_hi - v_lo + 1).clamp(min=0) * valid).to(torch.int64)  # (T,)
-    v_lo = v_lo.to(torch.int64)
+    verts = _vertex_columns(tri_uv, tri_z)
+    au, av, az, bu, bv, bz, cu, cv, cz = verts
+    finite = torch.isfinite(au + av + bu + bv + cu + cv)  # a NaN or ±inf anywhere spreads
+    valid = (_min3(az, bz, cz) > near) & finite  # (T,)
+    u_lo, u_hi = _pixel_range(_min3(au, bu, cu), _max3(au, bu, cu), width)  # (T,) each
+    v_lo, v_hi = _pixel_range(_min3(av, bv, cv), _max3(av, bv, cv), height)
     zbuf = torch.full((batch * height * width,), EMPTY, dtype=torch.int64, device=tri_uv.device)
-    for start, stop in _chunks(rows, max_candidates):
-        tri, rank = _expand(rows[start:stop], start)  # one entry per (triangle, row)
-        v = v_lo[tri] + rank
-        u_min, u_max = _row_spans(tri_uv[tri], v.to(tri_uv.dtype))
-        u_lo = torch.ceil(u_min - 1e-4).clamp(min=0)
-        u_hi = torch.floor(u_max + 1e-4).clamp(max=width - 1)
-        cols = (u_hi - u_lo + 1).clamp(min=0).nan_to_num(0.0).to(torch.int64)
-        u_lo = u_lo.clamp(max=width).to(torch.int64)
-        for first, last in _chunks(cols, max_candidates):
-            row, col = _expand(cols[first:last], first)
-            _store_nearest(zbuf, tri[row], u_lo[row] + col, v[row], tri_uv, tri_z, meta)
+    # Small triangles (the common case for a depth-map mesh: about a pixel each) have all their
+    # candidate pixel centres in a 2×2 block: test them directly, with no enumeration. The
+    # others (stretched by the view, or large meshes) go row by row.
+    small = valid & (u_hi - u_lo <= 1) & (v_hi - v_lo <= 1)
+    _store_blocks(zbuf, small, (u_lo, u_hi, v_lo, v_hi), verts, meta, max_candidates)
+    _store_rows(zbuf, valid & ~small, (v_lo, v_hi), tri_uv, verts, meta, max_candidates)
     empty = zbuf == EMPTY
     return torch.where(empty, torch.full_like(zbuf, -1), zbuf & 0xFFFFFFFF)
 
