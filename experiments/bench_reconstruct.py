@@ -58,12 +58,14 @@ SOURCE_IMAGES = 16
 """Distinct synthetic faces behind the hard links."""
 WIDTHS = {
     "paper": (),
+    "synth_faces": ("model.width=32", "model.encoder_width=32"),  # configs/synth_faces.yaml
     "tiny": (
         "model.width=16", "model.encoder_width=16", "model.depth_zdim=32",
         "model.confidence_zdim=16",
     ),
 }  # fmt: skip
-"""Model overrides per ``--width``: the paper's networks, or the narrow test model."""
+"""Model overrides per ``--width``: the paper's networks, our synthetic-faces recipe's (half
+width), or the narrow test model."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -76,6 +78,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="model threads (reconstruct's)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp folder")
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        help="a trained checkpoint instead of a random-init model of --width (its predicted "
+        "views are varied, as on real data; random weights predict near-identity views); "
+        "results are named after --label",
+    )
+    parser.add_argument("--label", default="trained", help="name of the --checkpoint results")
     parser.add_argument("--quick", action="store_true", help="128 + 64 images, batch 16")
     args = parser.parse_args(argv)
     if args.quick:
@@ -325,8 +336,10 @@ def markdown(result: dict) -> str:
 def measure(args: argparse.Namespace, work: Path) -> dict:
     """Every measurement of the benchmark, as the JSON-ready result."""
     peak = matmul_gflops()
-    checkpoint = work / "model.pt"
-    write_checkpoint(checkpoint, args.width)
+    checkpoint = args.checkpoint
+    if checkpoint is None:
+        checkpoint = work / "model.pt"
+        write_checkpoint(checkpoint, args.width)
     sources = write_sources(work / "sources")
     counts = sorted({1, torch.get_num_threads()})
     stages = {
@@ -348,7 +361,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": args.device, "cpu": _cpu_name(), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "width": args.width, "batch_size": args.batch_size,
+        "threads": torch.get_num_threads(), "width": _model_name(args),
+        "batch_size": args.batch_size,
         "model_threads": args.threads or torch.get_num_threads(),
         "matmul_gflops": round(max(peak, matmul_gflops()), 1), "stages": stages,
         "throughput": max(runs, key=lambda r: r["images_per_s"]), "throughput_runs": runs,
@@ -357,12 +371,16 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     }  # fmt: skip
 
 
+def _model_name(args: argparse.Namespace) -> str:
+    return args.width if args.checkpoint is None else args.label
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-reconstruct-"))
     try:
         result = measure(args, work)
-        stem = f"bench_reconstruct_{args.width}" + ("_quick" if args.quick else "")
+        stem = f"bench_reconstruct_{_model_name(args)}" + ("_quick" if args.quick else "")
         RESULTS_DIR.mkdir(parents=True, exist_ok=True)
         (RESULTS_DIR / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
         (RESULTS_DIR / f"{stem}.md").write_text(markdown(result))

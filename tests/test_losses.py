@@ -17,6 +17,7 @@ from unsup3d_cli.losses import (
     perceptual_nll,
     photometric_nll,
     total_loss,
+    view_centre_prior,
 )
 from unsup3d_cli.model import ModelConfig, Unsup3D
 from unsup3d_cli.render import Renderer
@@ -103,15 +104,30 @@ def test_total_loss_combines_the_terms_with_their_weights():
     image = torch.rand(2, 3, 64, 64)
     decomp = model(image)
     recon = model.reconstruct(decomp)
-    cfg = LossConfig(lam_perc=0.3, lam_flip=0.5, lam_depth_smooth=0.1)
+    cfg = LossConfig(lam_perc=0.3, lam_flip=0.5, lam_depth_smooth=0.1, lam_view_centre=2.0)
     terms = total_loss(image, decomp, recon, cfg, VGGFeatures(), epoch=3, depth_span=0.2)
     perceptual = terms.perceptual + 0.5 * terms.perceptual_flip
     manual = terms.photometric + 0.5 * terms.photometric_flip + 0.3 * perceptual
-    manual = manual + 0.1 * terms.depth_smooth
+    manual = manual + 0.1 * terms.depth_smooth + 2.0 * terms.view_centre
     torch.testing.assert_close(terms.total, manual)
-    assert terms.perceptual != 0 and terms.depth_smooth > 0
+    assert terms.perceptual != 0 and terms.depth_smooth > 0 and terms.view_centre > 0
     without = total_loss(image, decomp, recon, cfg, None, epoch=3, depth_span=0.2)
     assert without.perceptual == 0 and without.perceptual_flip == 0
     names = {"photometric", "photometric_flip", "perceptual", "perceptual_flip"}
-    assert set(terms.as_dict()) == names | {"depth_smooth", "depth_supervised", "total"}
+    assert set(terms.as_dict()) == names | {
+        "depth_smooth", "view_centre", "depth_supervised", "total"
+    }  # fmt: skip
     assert terms.depth_supervised == 0
+
+
+def test_view_centre_prior_is_the_squared_norm_of_the_batch_mean() -> None:
+    angles = torch.tensor([[0.1, -0.4, 0.2], [0.3, 0.4, -0.2]], dtype=torch.float64)
+    assert float(view_centre_prior(angles)) == pytest.approx(0.2**2)  # mean (0.2, 0, 0)
+    assert float(view_centre_prior(torch.cat([angles, -angles]))) == pytest.approx(0.0, abs=1e-30)
+    angles.requires_grad_()
+    assert gradcheck(view_centre_prior, (angles,))
+    view_centre_prior(angles).backward()
+    expected = 2 * angles.detach().mean(0) / len(angles)  # d/dx_b of ‖mean‖²
+    torch.testing.assert_close(angles.grad, expected.expand_as(angles))
+    with pytest.raises(ValueError, match="view_angles"):
+        view_centre_prior(torch.zeros(2, 6))

@@ -26,6 +26,12 @@ class LossConfig:
     """First epoch (0-based) at which ``lam_flip`` applies; earlier epochs use weight 1."""
     lam_depth_smooth: float = 0.0
     """Weight of the canonical-depth smoothness term."""
+    lam_view_centre: float = 0.0
+    """Weight of a prior that keeps the *batch mean* of the predicted rotation angles at zero,
+    ``‖mean_b (rx, ry, rz)_b‖²`` (radians). Not in the paper (0 there). It fixes the gauge of
+    the canonical frame — the objective barely changes when every view turns by the same
+    angle and the canonical surface turns back — which short runs otherwise let drift until
+    the views saturate at the rotation range. Individual views are not pulled."""
     perceptual_weights: str = "imagenet"
     """VGG16 weights: 'imagenet' (torchvision's cache), 'random', 'none' (term off) or a file."""
     supervision: str = "none"
@@ -61,6 +67,7 @@ class LossTerms:
     perceptual: Tensor
     perceptual_flip: Tensor
     depth_smooth: Tensor
+    view_centre: Tensor
     depth_supervised: Tensor
     total: Tensor
 
@@ -133,6 +140,19 @@ def depth_smoothness(depth: Tensor, depth_span: float) -> Tensor:
     return (vertical + horizontal) / depth_span
 
 
+def view_centre_prior(view_angles: Tensor) -> Tensor:
+    """Squared norm of the batch-mean rotation angles, ``‖mean_b angles_b‖²``.
+
+    Args:
+        view_angles: (B, 3) predicted (rx, ry, rz) in radians.
+
+    Returns:
+        Scalar.
+    """
+    check_shape(view_angles, "B 3", "view_angles")
+    return view_angles.mean(dim=0).square().sum()
+
+
 def flip_weight(cfg: LossConfig, epoch: int) -> float:
     """λ_flip: 1 before ``lam_flip_start_epoch``, ``lam_flip`` from then on (reference §4)."""
     return 1.0 if epoch < cfg.lam_flip_start_epoch else cfg.lam_flip
@@ -200,7 +220,7 @@ def supervised_loss(recon: Reconstruction, gt_depth: Tensor | None) -> LossTerms
     view_depth = Reconstruction.split(recon.view_depth)[0]
     depth = supervised_depth_loss(view_depth, gt_depth)
     zero = depth.new_zeros(())
-    return LossTerms(zero, zero, zero, zero, zero, depth, depth)
+    return LossTerms(zero, zero, zero, zero, zero, zero, depth, depth)
 
 
 def total_loss(
@@ -234,13 +254,15 @@ def total_loss(
         perc, perc_flip = _perceptual_terms(image, recon, decomp, features)
     if cfg.lam_depth_smooth > 0:
         smooth = depth_smoothness(decomp.depth_unbordered, depth_span)
+    centre = view_centre_prior(decomp.view_angles) if cfg.lam_view_centre > 0 else zero
     total = (
         photo
         + lam_flip * photo_flip
         + cfg.lam_perc * (perc + lam_flip * perc_flip)
         + cfg.lam_depth_smooth * smooth
+        + cfg.lam_view_centre * centre
     )
-    return LossTerms(photo, photo_flip, perc, perc_flip, smooth, zero, total)
+    return LossTerms(photo, photo_flip, perc, perc_flip, smooth, centre, zero, total)
 
 
 def _split_channels(sigma: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
