@@ -126,6 +126,7 @@ def markdown(args, report, checkpoints, rec, seconds, picture) -> str:
         "",
         *targets(report, checkpoints),
         "",
+        *recipe(checkpoints["Ours (unsupervised)"]),
         "Definitions (from `unsup3d eval`):",
         "",
         *[f"- `{k}`: {v}" for k, v in report.get("protocol", {}).items()],
@@ -145,6 +146,22 @@ def markdown(args, report, checkpoints, rec, seconds, picture) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def recipe(checkpoint: Path) -> list[str]:
+    """What our row was trained with, read from the checkpoint's resolved config."""
+    from unsup3d_cli.engine.checkpoint import load_checkpoint
+
+    cfg = load_checkpoint(checkpoint)["config"]
+    model, loss, train = cfg["model"], cfg["loss"], cfg["train"]
+    return [
+        "Our row's recipe (from its checkpoint): networks of width "
+        f"{model['width']} (the paper: 64), batch {train['batch_size']}, lr {train['lr']}, "
+        f"perceptual weights `{loss['perceptual_weights']}`, λ_flip {loss['lam_flip']}, "
+        f"view-centre prior λ {loss.get('lam_view_centre', 0.0)} (not in the paper: it keeps "
+        "the batch-mean predicted rotation at zero; see `LossConfig.lam_view_centre`).",
+        "",
+    ]
 
 
 def training_summary(checkpoint: Path) -> str:
