@@ -15,9 +15,9 @@ Measures, in one process on one device:
 
 The model is randomly initialised from the config (default ``configs/synth_faces.yaml``, the
 recipe the CPU experiments train), or loaded with ``--checkpoint``. The rendering cost depends
-on the predicted views: an untrained model predicts views close to the identity, the
-rasterizer's slowest case (every pixel centre sits on a mesh vertex, so about six triangles pass
-its inside test per pixel instead of one), so a random init gives a conservative figure.
+on the predicted views: an untrained model predicts views close to the identity, where every
+pixel centre sits on a mesh vertex and the rasterizer tests each triangle against a 2×2 block of
+pixels instead of about one pixel, so a random init gives a conservative figure.
 The split holds ``--unique`` generated faces (``unsup3d_cli.synthetic``) repeated to
 ``--images`` files.
 
