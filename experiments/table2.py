@@ -159,7 +159,11 @@ def recipe(checkpoint: Path) -> list[str]:
         f"{model['width']} (the paper: 64), batch {train['batch_size']}, lr {train['lr']}, "
         f"perceptual weights `{loss['perceptual_weights']}`, λ_flip {loss['lam_flip']}, "
         f"view-centre prior λ {loss.get('lam_view_centre', 0.0)} (not in the paper: it keeps "
-        "the batch-mean predicted rotation at zero; see `LossConfig.lam_view_centre`).",
+        "the batch-mean predicted rotation at zero; see `LossConfig.lam_view_centre`), "
+        f"depth smoothness λ {loss.get('lam_depth_smooth', 0.0)} (the original's optional "
+        "term, 0 in its configs), flat depth init "
+        f"{'on' if model.get('flat_depth_init', False) else 'off'} (not in the paper: the depth "
+        "network's last convolution starts at zero; see `ModelConfig.flat_depth_init`).",
         "",
     ]
 

@@ -50,6 +50,19 @@ def test_forward_shapes_and_ranges(batch):
     assert (decomp.confidence > 0).all()
 
 
+def test_flat_depth_init_starts_flat_and_still_learns():
+    torch.manual_seed(0)
+    model = Unsup3D(ModelConfig(**{**TINY.__dict__, "flat_depth_init": True}), Renderer())
+    image = torch.rand(2, 3, 64, 64)
+    depth = model(image).depth_unbordered
+    torch.testing.assert_close(depth, torch.ones_like(depth))  # raw 0 → (min + max) / 2
+    (depth * torch.rand_like(depth)).sum().backward()  # the zeroed layer's input is not 0
+    assert model.depth_net.output_layer.weight.grad.abs().sum() > 0
+    torch.manual_seed(0)
+    noisy = Unsup3D(TINY, Renderer())(image).depth_unbordered
+    assert noisy.std() > 1e-3  # the default init is not flat
+
+
 def test_wrong_input_size_is_a_value_error():
     with pytest.raises(ValueError, match="image"):
         Unsup3D(TINY, Renderer())(torch.rand(1, 3, 32, 32))

@@ -101,6 +101,11 @@ class EncoderDecoder(nn.Module):
         self.encoder = _image_encoder(width, zdim)
         self.decoder = nn.Sequential(*decoder)
 
+    @property
+    def output_layer(self) -> nn.Conv2d:
+        """The last convolution (before the optional Tanh)."""
+        return next(m for m in reversed(self.decoder) if isinstance(m, nn.Conv2d))
+
     def forward(self, image: Tensor) -> Tensor:
         """Map images (B, 3, 64, 64) to maps (B, out_channels, 64, 64)."""
         return self.decoder(self.encoder(image))

@@ -63,6 +63,9 @@ class ModelConfig:
     """Bottleneck size of the depth and albedo networks."""
     confidence_zdim: int = 128
     """Bottleneck size of the confidence network."""
+    flat_depth_init: bool = False
+    """Zero the depth network's last convolution at initialisation, so training starts from a
+    flat canonical depth instead of the per-pixel noise of a random init (not in the paper)."""
 
 
 class Unsup3D(nn.Module):
@@ -80,6 +83,8 @@ class Unsup3D(nn.Module):
         self.cfg = cfg
         self.renderer = renderer
         self.depth_net = EncoderDecoder(1, cfg.width, cfg.depth_zdim)
+        if cfg.flat_depth_init:
+            nn.init.zeros_(self.depth_net.output_layer.weight)  # its input is not 0: it learns
         self.albedo_net = EncoderDecoder(3, cfg.width, cfg.depth_zdim, use_tanh=True)
         self.view_net = Encoder(6, cfg.encoder_width) if cfg.predict_view else None
         self.light_net = Encoder(4, cfg.encoder_width) if cfg.use_light else None
