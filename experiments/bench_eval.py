@@ -79,6 +79,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="trained checkpoint to use instead of a random init")  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="the networks' arithmetic (eval --precision)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="JSON path (markdown beside it)")
     parser.add_argument("--quick", action="store_true", help="smoke check: 64 images, 1 round")
     args = parser.parse_args(argv)
@@ -155,9 +157,11 @@ def median_seconds(fn: Callable[[], object], rounds: int, device: torch.device) 
     return timed(fn, rounds, device)[0]
 
 
-def stage_rates(split: Path, ckpt: Path, batch_size: int, device: torch.device) -> dict:
+def stage_rates(
+    split: Path, ckpt: Path, batch_size: int, device: torch.device, precision: str
+) -> dict:
     """Images per second of each stage, per batch of ``batch_size`` (median of 5)."""
-    model, _ = api.load_model(ckpt, str(device))
+    model, _ = api.load_model(ckpt, str(device), precision)
     dataset = PairedDepthDataset(split)
     loader = make_loader(dataset, batch_size, shuffle=False, hflip=False, seed=0)
     batch = next(iter(loader))
@@ -189,11 +193,11 @@ def run(args: argparse.Namespace, cfg: ExperimentConfig, work: Path) -> dict:
 
     def end_to_end(baselines: tuple[str, ...] = ()) -> object:
         return api.evaluate(split, [ckpt], list(baselines), device=str(device),
-                            batch_size=args.batch_size)  # fmt: skip
+                            batch_size=args.batch_size, precision=args.precision)  # fmt: skip
 
     seconds, cpu_seconds = timed(end_to_end, args.rounds, device)
     with_const = median_seconds(lambda: end_to_end(("const",)), args.rounds, device)
-    stages = stage_rates(split, ckpt, args.batch_size, device)
+    stages = stage_rates(split, ckpt, args.batch_size, device, args.precision)
     return {
         "device": str(device),
         "images_per_s": args.images / seconds,
@@ -219,6 +223,7 @@ def summarize(args: argparse.Namespace, label: str, raw: dict) -> dict:
             "batch_size": args.batch_size,
             "rounds": args.rounds,
             "threads": torch.get_num_threads(),
+            "precision": args.precision,
             "cpu": device_name(torch.device(raw["device"])),
             "torch": torch.__version__,
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -245,8 +250,9 @@ def markdown(result: dict) -> str:
         "inflates the CPU time).",
         f"- With the `const` baseline as a second row: "
         f"{result['images_per_s_with_const_baseline']:.0f} images/s.",
-        f"- Model `{env['config']}` ({env['checkpoint']}); {env['cpu']}, {env['threads']} "
-        f"torch threads, torch {env['torch']}; {env['date']}; `{env['command']}`.",
+        f"- Model `{env['config']}` ({env['checkpoint']}); networks in "
+        f"{env.get('precision', 'fp32')}; {env['cpu']}, {env['threads']} torch threads, torch "
+        f"{env['torch']}; {env['date']}; `{env['command']}`.",
         f"- Other processes kept {other:.2f} CPU cores busy on average during the run."
         if other is not None
         else "- Load of other processes unknown (no /proc).",
@@ -276,6 +282,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         result = summarize(args, label, run(args, cfg, Path(work)))
     device = result["device"].split(":")[0]
     suffix = ("" if label == "synth_faces" else f"_{label}") + ("_quick" if args.quick else "")
+    suffix += "" if args.precision == "fp32" else f"_{args.precision}"
     out = args.out or RESULTS_DIR / f"bench_eval_{device}{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -87,6 +87,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "results are named after --label",
     )
     parser.add_argument("--label", default="trained", help="name of the --checkpoint results")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="the networks' arithmetic (reconstruct --precision)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="128 + 64 images, batch 16")
     args = parser.parse_args(argv)
     if args.quick:
@@ -150,9 +152,9 @@ def matmul_gflops(size: int = 1024, seconds: float = 1.0) -> float:
     return best
 
 
-def stage_costs(checkpoint: Path, batch: int, device: str, threads: int) -> dict:
+def stage_costs(checkpoint: Path, batch: int, device: str, threads: int, precision: str) -> dict:
     """Milliseconds per image of the networks, the renderer and the maps with ``threads``."""
-    model, _ = api.load_model(checkpoint, device)
+    model, _ = api.load_model(checkpoint, device, precision)
     images = torch.rand(batch, 3, 64, 64, device=device)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -242,7 +244,7 @@ def timed_run(checkpoint: Path, inputs: Path, out: Path, args: argparse.Namespac
     before = cpu_times()
     summary = api.reconstruct(checkpoint, [inputs], out, batch_size=args.batch_size,
                               device=args.device, detect_faces=False,
-                              threads=args.threads)  # fmt: skip
+                              threads=args.threads, precision=args.precision)  # fmt: skip
     after = cpu_times()
     samples = sampler.stop()
     wall, busy, mine = (b - a for a, b in zip(before, after, strict=True))
@@ -300,7 +302,8 @@ def markdown(result: dict) -> str:
         "",
         f"{result['date']}, torch {result['torch']}, {result['threads']} threads "
         f"({result['model_threads']} for the model), "
-        f"{result['width']} width, batch {result['batch_size']}, 64×64 PNG inputs, no --animate.",
+        f"{result['width']} width, batch {result['batch_size']}, 64×64 PNG inputs, no --animate, "
+        f"networks in {result.get('precision', 'fp32')}.",
         "",
         f"- **{through['images_per_s']} img/s** end to end over {through['images']} images, "
         f"best of {len(runs)} runs (target ≥ {TARGET_IMAGES_PER_S:.0f}: "
@@ -345,7 +348,9 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     stages = {
         "network_gflop_per_image": network_gflop(checkpoint),
         "ms_per_image": {
-            f"{n} thread{'s' * (n > 1)}": stage_costs(checkpoint, args.batch_size, args.device, n)
+            f"{n} thread{'s' * (n > 1)}": stage_costs(
+                checkpoint, args.batch_size, args.device, n, args.precision
+            )
             for n in counts
         },
     }
@@ -362,6 +367,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "device": args.device, "cpu": _cpu_name(), "torch": torch.__version__,
         "threads": torch.get_num_threads(), "width": _model_name(args),
+        "precision": args.precision,
         "batch_size": args.batch_size,
         "model_threads": args.threads or torch.get_num_threads(),
         "matmul_gflops": round(max(peak, matmul_gflops()), 1), "stages": stages,
@@ -372,7 +378,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
 
 
 def _model_name(args: argparse.Namespace) -> str:
-    return args.width if args.checkpoint is None else args.label
+    name = args.width if args.checkpoint is None else args.label
+    return name if args.precision == "fp32" else f"{name}_{args.precision}"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

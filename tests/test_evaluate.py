@@ -131,6 +131,16 @@ def test_fast_path_equals_the_reconstruction_view_depth(
     torch.testing.assert_close(fast.rotation, euler_to_rotation(decomp.view_angles))
 
 
+def test_fast_path_in_bf16_matches_the_bf16_forward(tiny_checkpoint: Path) -> None:
+    model, _ = api.load_model(tiny_checkpoint, "cpu", precision="bf16")
+    image = torch.rand(3, 3, SIZE, SIZE)
+    with torch.no_grad():
+        recon = model.reconstruct(model(image))
+    fast = predict_view_depth(model, image)
+    assert fast.view_depth.dtype == torch.float32
+    torch.testing.assert_close(fast.view_depth, recon.view_depth[:3], rtol=0, atol=1e-6)
+
+
 # --------------------------------------------------------------------------------------------
 # Baselines
 
@@ -415,6 +425,29 @@ def test_cli_default_json_goes_to_the_run_folder(tiny_checkpoint: Path, dataset_
     assert result.exit_code == 0, result.output
     written = tiny_checkpoint.parent.parent / "eval-L1.json"
     assert json.loads(written.read_text())["protocol"]["perturbation"]["mode"] == "L1"
+
+
+def test_cli_eval_in_bf16_records_it_and_scores_close_to_fp32(
+    tiny_checkpoint: Path, dataset_root: Path
+) -> None:
+    sides = {}
+    for precision in ("fp32", "bf16"):
+        out = dataset_root / f"eval-{precision}.json"
+        result = runner.invoke(app, [
+            "eval", "--checkpoint", str(tiny_checkpoint), "--data", str(dataset_root / "test"),
+            "--out", str(out), "--device", "cpu", "--precision", precision,
+        ])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        report = json.loads(out.read_text())
+        assert report["protocol"]["precision"] == precision
+        sides[precision] = report["rows"][0]["side"]["mean"]
+    assert sides["bf16"] == pytest.approx(sides["fp32"], rel=0.1)
+
+
+def test_cli_unknown_precision_is_one_line(tiny_checkpoint: Path, dataset_root: Path) -> None:
+    result = runner.invoke(app, ["eval", "--checkpoint", str(tiny_checkpoint), "--data",
+                                 str(dataset_root / "test"), "--precision", "fp8"])  # fmt: skip
+    assert_one_line_error(result, "fp8")
 
 
 def test_cli_missing_data_folder_is_one_line(tiny_checkpoint: Path, tmp_path: Path) -> None:

@@ -63,6 +63,31 @@ def test_flat_depth_init_starts_flat_and_still_learns():
     assert noisy.std() > 1e-3  # the default init is not flat
 
 
+def test_bf16_precision_runs_the_networks_in_bfloat16_and_decodes_in_float32():
+    torch.manual_seed(0)
+    model = Unsup3D(TINY, Renderer()).eval()
+    image = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        exact = model(image)
+        model.set_precision("bf16")
+        seen = []
+        hook = model.depth_net.output_layer.register_forward_hook(
+            lambda module, inputs, output: seen.append(output.dtype)
+        )
+        approx = model(image)
+        hook.remove()
+    assert seen == [torch.bfloat16]  # the convolutions did run in bfloat16
+    for name in ("depth", "albedo", "ambient", "diffuse", "light_direction", "view_angles",
+                 "confidence"):  # fmt: skip
+        value, reference = getattr(approx, name), getattr(exact, name)
+        assert value.dtype == torch.float32, name
+        # bfloat16 keeps 8 bits of mantissa: outputs of order 1 move by a few 1e-3 at most.
+        torch.testing.assert_close(value, reference, rtol=0.05, atol=0.02, msg=name)
+    assert not torch.equal(approx.albedo, exact.albedo)
+    with pytest.raises(ValueError, match="precision"):
+        model.set_precision("fp16")
+
+
 def test_wrong_input_size_is_a_value_error():
     with pytest.raises(ValueError, match="image"):
         Unsup3D(TINY, Renderer())(torch.rand(1, 3, 32, 32))

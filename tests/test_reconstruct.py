@@ -249,6 +249,20 @@ def test_reconstruct_writes_the_contract_folder(
     assert (out / "index.html").is_file()
 
 
+def test_reconstruct_in_bf16_is_close_to_fp32(
+    tiny_checkpoint: Path, good_photos: Path, tmp_path: Path
+) -> None:
+    depths = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        result = _run("reconstruct", "--checkpoint", tiny_checkpoint, good_photos / "small.png",
+                      "--out", out, "--device", "cpu", "--precision", precision)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        depths[precision] = np.load(out / "small" / "canonical_depth.npy")
+    assert depths["bf16"].dtype == np.float32
+    np.testing.assert_allclose(depths["bf16"], depths["fp32"], atol=5e-3)  # range 0.9–1.1
+
+
 def test_reconstruct_a_huge_image_with_loader_workers(
     tiny_checkpoint: Path, huge_png: Path, good_photos: Path, tmp_path: Path
 ) -> None:

@@ -39,7 +39,7 @@ from unsup3d_cli.engine.trainer import (
 )
 from unsup3d_cli.export import ExportedMesh, ExportError, MeshOptions, export_folders, find_records
 from unsup3d_cli.losses import VGGFeatures
-from unsup3d_cli.model import Unsup3D
+from unsup3d_cli.model import PRECISIONS, Unsup3D
 from unsup3d_cli.render import Renderer
 
 __all__ = [
@@ -238,19 +238,25 @@ def train(
     return paths.root
 
 
-def load_model(checkpoint: Path | str, device: str = "auto") -> tuple[Unsup3D, ExperimentConfig]:
+def load_model(
+    checkpoint: Path | str, device: str = "auto", precision: str = "fp32"
+) -> tuple[Unsup3D, ExperimentConfig]:
     """Rebuild a trained model from a checkpoint, with the config stored inside it.
 
     Args:
         checkpoint: a ``.pt`` file written by ``unsup3d train``.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
+        precision: the networks' arithmetic, 'fp32' or 'bf16' (:meth:`Unsup3D.set_precision`).
 
     Returns:
         The model in eval mode on the device, and the experiment config it was trained with.
 
     Raises:
         CheckpointError: the file is missing, unreadable, not ours or inconsistent.
+        ConfigError: an unknown precision.
     """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision {precision!r}: use {' or '.join(PRECISIONS)}")
     target = resolve_device(device)
     state = load_checkpoint(checkpoint, map_location="cpu")
     try:
@@ -260,6 +266,7 @@ def load_model(checkpoint: Path | str, device: str = "auto") -> tuple[Unsup3D, E
     except (KeyError, ConfigError, RuntimeError) as err:
         detail = " ".join(str(err).split())[:200]
         raise CheckpointError(f"{checkpoint}: not a usable unsup3d checkpoint ({detail})") from err
+    model.set_precision(precision)
     return model.to(target).eval(), cfg
 
 
@@ -356,13 +363,13 @@ def _config_digest(cfg: ExperimentConfig) -> str:
 
 
 def _model_candidates(
-    checkpoints: list[Path], device: str, refine_steps: int
+    checkpoints: list[Path], device: str, refine_steps: int, precision: str
 ) -> tuple[list, list[ExperimentConfig]]:
     from unsup3d_cli.evaluate import Candidate, model_predictor
 
     candidates, configs, seen = [], [], {}
     for path in checkpoints:
-        model, cfg = load_model(path, device)
+        model, cfg = load_model(path, device, precision)
         name = cfg.name if cfg.name not in seen else f"{cfg.name}#{seen[cfg.name] + 1}"
         seen[cfg.name] = seen.get(cfg.name, 0) + 1
         if refine_steps > 0:
@@ -417,6 +424,7 @@ def evaluate(
     crop: object = "auto",
     num_workers: int = 0,
     seed: int = 0,
+    precision: str = "fp32",
 ):
     """Score checkpoints and baselines on a paired test split with the paper's protocol.
 
@@ -436,6 +444,7 @@ def evaluate(
             centre-crop side or a (top, left, height, width) box.
         num_workers: data loader worker processes.
         seed: seed of the perturbations.
+        precision: the networks' arithmetic, 'fp32' or 'bf16' (:meth:`Unsup3D.set_precision`).
 
     Returns:
         The :class:`~unsup3d_cli.evaluate.EvalReport`.
@@ -461,7 +470,7 @@ def evaluate(
     if refine_steps > 0:
         _require_refine()
     candidates, configs = _model_candidates([Path(c) for c in checkpoints], str(target),
-                                            refine_steps)  # fmt: skip
+                                            refine_steps, precision)  # fmt: skip
     image_size = configs[0].data.image_size if configs else 64
     try:
         cfg = EvalConfig(
@@ -475,7 +484,8 @@ def evaluate(
     train_dir = Path(train_data) if train_data is not None else data.parent / "train"
     candidates += _baseline_candidates(list(dict.fromkeys(baselines)), renderer.to(target),
                                        train_dir, image_size, cfg.crop)  # fmt: skip
-    extra = {"device": str(target), "checkpoints": [str(c) for c in checkpoints]}
+    extra = {"device": str(target), "checkpoints": [str(c) for c in checkpoints],
+             "precision": precision}  # fmt: skip
     report = evaluate_split(data, candidates, cfg, target, extra)
     if out is not None:
         report.write_json(out)
@@ -512,6 +522,7 @@ def reconstruct(
     strict: bool = False,
     num_workers: int | None = None,
     threads: int | None = None,
+    precision: str = "fp32",
 ):
     """Reconstruct photos into per-image folders of maps, a gallery and a summary.
 
@@ -531,6 +542,7 @@ def reconstruct(
         strict: stop at the first unusable input instead of skipping it.
         num_workers: loader processes (None: automatic).
         threads: CPU threads of the model (None: torch's setting, every core by default).
+        precision: the networks' arithmetic, 'fp32' or 'bf16' (:meth:`Unsup3D.set_precision`).
 
     Returns:
         The :class:`~unsup3d_cli.reconstruct.ReconstructSummary`.
@@ -543,7 +555,7 @@ def reconstruct(
     """
     from unsup3d_cli.reconstruct import ReconstructOptions, is_face_model, reconstruct_images
 
-    model, cfg = load_model(checkpoint, device)
+    model, cfg = load_model(checkpoint, device, precision)
     try:
         options = ReconstructOptions(
             detect_faces=is_face_model(cfg) if detect_faces is None else detect_faces,

@@ -158,14 +158,17 @@ def predict_view_depth(model: Unsup3D, image: Tensor) -> Prediction:
     """
     cfg = model.cfg
     signed = (image * 2 - 1).contiguous(memory_format=torch.channels_last)  # as in forward
-    depth = decode_depth(model.depth_net(signed), cfg.min_depth, cfg.max_depth)
-    depth = fill_border(depth, model.border_depth)  # (B, 1, H, W)
     view_net = getattr(model, "view_net", None)
-    if view_net is None:  # a model without a viewpoint network predicts the identity view
+    with model.network_autocast(signed):
+        raw_depth = model.depth_net(signed)
+        raw_view = view_net(signed) if view_net is not None else None
+    depth = decode_depth(raw_depth.float(), cfg.min_depth, cfg.max_depth)
+    depth = fill_border(depth, model.border_depth)  # (B, 1, H, W)
+    if raw_view is None:  # a model without a viewpoint network predicts the identity view
         angles = translation = signed.new_zeros(signed.shape[0], 3)
     else:
         angles, translation = decode_view(
-            view_net(signed), cfg.rotation_range_deg, cfg.xy_translation_range,
+            raw_view.float(), cfg.rotation_range_deg, cfg.xy_translation_range,
             cfg.z_translation_range,
         )  # fmt: skip
     rotation = euler_to_rotation(angles)  # (B, 3, 3)

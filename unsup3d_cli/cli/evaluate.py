@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from unsup3d_cli.cli.errors import check_device, fail, user_errors
-from unsup3d_cli.cli.options import DeviceOption
+from unsup3d_cli.cli.options import DeviceOption, PrecisionOption
 
 PERTURBATION_CHOICES = ("L1", "L2", "L3", "asym")
 BASELINE_CHOICES = ("const", "avg-gt")
@@ -141,6 +141,7 @@ def eval_command(
     crop: CropOption = "auto",
     num_workers: WorkersOption = 0,
     seed: SeedOption = 0,
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Score checkpoints and baselines on a test split: SIDE, MAD and viewpoint (paper §7.1)."""
     checkpoints, baselines = list(checkpoint or []), list(baseline or [])
@@ -159,7 +160,7 @@ def eval_command(
         report = api.evaluate(
             data, checkpoints, baselines, train_data=train_data, out=out, markdown=markdown,
             perturbation=occlusion, refine_steps=refine, batch_size=batch_size, device=device,
-            crop=crop_value, num_workers=num_workers, seed=seed,
+            crop=crop_value, num_workers=num_workers, seed=seed, precision=precision,
         )  # fmt: skip
     print_table(report)
     for label, path in (("JSON", out), ("Markdown", markdown)):

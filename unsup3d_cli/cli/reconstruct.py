@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from unsup3d_cli.cli.errors import check_device, user_errors
-from unsup3d_cli.cli.options import DeviceOption
+from unsup3d_cli.cli.options import DeviceOption, PrecisionOption
 
 if TYPE_CHECKING:
     from unsup3d_cli.reconstruct import ReconstructSummary
@@ -105,6 +105,7 @@ def reconstruct_command(
     force: ForceOption = False,
     strict: StrictOption = False,
     threads: ThreadsOption = None,
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Reconstruct photos: depth, normals, albedo, light, relit views and an HTML gallery."""
     from unsup3d_cli import api
@@ -114,7 +115,7 @@ def reconstruct_command(
         summary = api.reconstruct(
             checkpoint, inputs, out, detect_faces=detect_faces, batch_size=batch_size,
             device=device, refine_steps=refine, refine_residuals=refine_residuals,
-            animate=animate, force=force, strict=strict, threads=threads,
+            animate=animate, force=force, strict=strict, threads=threads, precision=precision,
         )  # fmt: skip
     _report(summary)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +69,10 @@ class ModelConfig:
     flat canonical depth instead of the per-pixel noise of a random init (not in the paper)."""
 
 
+PRECISIONS = ("fp32", "bf16")
+"""Arithmetic of the networks at inference (:meth:`Unsup3D.set_precision`)."""
+
+
 class Unsup3D(nn.Module):
     """Image → :class:`Decomposition` (``forward``), and → :class:`Reconstruction`.
 
@@ -75,6 +80,10 @@ class Unsup3D(nn.Module):
         cfg: architecture and output ranges.
         renderer: the renderer used by :meth:`reconstruct`.
     """
+
+    precision: str = "fp32"
+    """'fp32', or 'bf16': the networks' convolutions under bfloat16 autocast (see
+    :meth:`set_precision`)."""
 
     def __init__(self, cfg: ModelConfig, renderer: Renderer) -> None:
         super().__init__()
@@ -92,6 +101,25 @@ class Unsup3D(nn.Module):
             ConfidenceNet(cfg.width, cfg.confidence_zdim) if cfg.use_confidence else None
         )
         self.to(memory_format=torch.channels_last)  # oneDNN/cuDNN convolutions run faster NHWC
+
+    def set_precision(self, precision: str) -> None:
+        """Run the networks in 'fp32' (default) or under bfloat16 autocast ('bf16').
+
+        'bf16' is for inference: about 1.7× faster networks on CPUs with native bfloat16
+        (AVX512-BF16 or AMX) and on GPUs, slower on other CPUs. Only the networks change: their
+        raw outputs are cast back to float32 before decoding, and rendering stays float32.
+
+        Raises:
+            ValueError: an unknown precision.
+        """
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
+
+    def network_autocast(self, like: Tensor) -> AbstractContextManager:
+        """The autocast context of :attr:`precision` on ``like``'s device (a no-op for fp32)."""
+        enabled = self.precision == "bf16"
+        return torch.autocast(like.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     @property
     def border_depth(self) -> float:
@@ -119,13 +147,18 @@ class Unsup3D(nn.Module):
         check_shape(image, "B 3 64 64", "image")
         cfg = self.cfg
         signed = (image * 2 - 1).contiguous(memory_format=torch.channels_last)  # nets see [-1, 1]
-        depth = decode_depth(self.depth_net(signed), cfg.min_depth, cfg.max_depth)
-        albedo = (self.albedo_net(signed) + 1) / 2
-        ambient, diffuse, light_direction = self._light(signed)
-        angles, translation = self._view(signed)
-        confidence = perceptual_confidence = None
-        if self.confidence_net is not None:
-            confidence, perceptual_confidence = self.confidence_net(signed)
+        with self.network_autocast(signed):
+            raw_depth, raw_albedo = self.depth_net(signed), self.albedo_net(signed)
+            raw_light = self.light_net(signed) if self.light_net is not None else None
+            raw_view = self.view_net(signed) if self.view_net is not None else None
+            confidences = (None, None)
+            if self.confidence_net is not None:
+                confidences = self.confidence_net(signed)
+        depth = decode_depth(raw_depth.float(), cfg.min_depth, cfg.max_depth)
+        albedo = (raw_albedo.float() + 1) / 2
+        ambient, diffuse, light_direction = self._light(signed, raw_light)
+        angles, translation = self._view(signed, raw_view)
+        confidence, perceptual_confidence = (c if c is None else c.float() for c in confidences)
         return Decomposition(
             depth=fill_border(depth, self.border_depth),
             depth_unbordered=depth,
@@ -139,26 +172,26 @@ class Unsup3D(nn.Module):
             perceptual_confidence=perceptual_confidence,
         )
 
-    def _view(self, signed: Tensor) -> tuple[Tensor, Tensor]:
-        if self.view_net is None:  # supervised baseline: depth is predicted in the input view
+    def _view(self, signed: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor]:
+        if raw is None:  # supervised baseline: depth is predicted in the input view
             zeros = signed.new_zeros(signed.shape[0], 3)
             return zeros, zeros
         cfg = self.cfg
         return decode_view(
-            self.view_net(signed),
+            raw.float(),
             cfg.rotation_range_deg,
             cfg.xy_translation_range,
             cfg.z_translation_range,
         )
 
-    def _light(self, signed: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        if self.light_net is None:  # ablation: the canonical image is the albedo
+    def _light(self, signed: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        if raw is None:  # ablation: the canonical image is the albedo
             ones = signed.new_ones(signed.shape[0])
             direction = signed.new_tensor([0.0, 0.0, 1.0]).expand(signed.shape[0], 3)
             return ones, torch.zeros_like(ones), direction
         cfg = self.cfg
         return decode_light(
-            self.light_net(signed),
+            raw.float(),
             (cfg.min_ambient, cfg.max_ambient),
             (cfg.min_diffuse, cfg.max_diffuse),
         )
