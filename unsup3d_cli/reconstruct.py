@@ -77,6 +77,10 @@ TURNTABLE_FRAME_MS = 50
 """Duration of one turntable frame in the GIF, in milliseconds."""
 FACE_MODEL_WORDS = ("face", "celeba")
 """A checkpoint whose run name or data root contains one of these is treated as a face model."""
+WRITE_AHEAD_BATCHES = 2
+"""Batches whose files may still be being written while the model runs on the next one."""
+WRITER_THREADS = 2
+"""Threads writing the output files (PNG encoding and zlib release the GIL)."""
 
 _ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -617,7 +621,7 @@ def _submit_batch(run: _Run, pool: ThreadPoolExecutor, items: list, maps: dict, 
         files = {name_: array[k] for name_, array in maps.items()}
         folder = run.out_dir / name
         run.pending.append(pool.submit(write_image_folder, folder, files, round_floats(result)))
-    while len(run.pending) > 2 * max(1, len(items)):
+    while len(run.pending) > WRITE_AHEAD_BATCHES * max(1, len(items)):
         _finish(run.pending.popleft())
     run.processed += len(items)
 
@@ -678,7 +682,7 @@ def _run_batches(
     paths = [path for path, _ in todo]
     loader = iter(_loader(PhotoDataset(paths, options.detect_faces), options))
     bar = tqdm(total=len(todo), unit="img", dynamic_ncols=True, disable=None, leave=False)
-    with ThreadPoolExecutor(max_workers=2) as pool, _model_threads(options.threads):
+    with ThreadPoolExecutor(WRITER_THREADS) as pool, _model_threads(options.threads):
         try:
             for photos in loader:
                 good = _usable(run, photos, paths, options.strict)
