@@ -163,7 +163,8 @@ def recipe(checkpoint: Path) -> list[str]:
         f"depth smoothness λ {loss.get('lam_depth_smooth', 0.0)} (the original's optional "
         "term, 0 in its configs), flat depth init "
         f"{'on' if model.get('flat_depth_init', False) else 'off'} (not in the paper: the depth "
-        "network's last convolution starts at zero; see `ModelConfig.flat_depth_init`).",
+        "network's last convolution starts at zero; see `ModelConfig.flat_depth_init`), "
+        f"network arithmetic {train.get('precision', 'fp32')} (`TrainConfig.precision`).",
         "",
     ]
 

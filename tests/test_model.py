@@ -9,7 +9,7 @@ import torch
 
 from unsup3d_cli.model import Decomposition, ModelConfig, Reconstruction, Unsup3D
 from unsup3d_cli.model.decomposition import decode_depth, decode_light, decode_view, fill_border
-from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder
+from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder, GroupNorm
 from unsup3d_cli.render import Renderer
 
 TINY = ModelConfig(width=16, encoder_width=16, depth_zdim=32, confidence_zdim=16)
@@ -86,6 +86,22 @@ def test_bf16_precision_runs_the_networks_in_bfloat16_and_decodes_in_float32():
     assert not torch.equal(approx.albedo, exact.albedo)
     with pytest.raises(ValueError, match="precision"):
         model.set_precision("fp16")
+
+
+def test_group_norm_computes_in_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    norm = GroupNorm(4, 16)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = torch.randn(2, 16, 8, 8).bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = norm(x)
+    assert y.dtype == torch.float32
+    reference = torch.nn.functional.group_norm(x.detach().float(), 4, norm.weight, norm.bias)
+    torch.testing.assert_close(y, reference)
+    y.square().sum().backward()
+    assert x.grad is not None and x.grad.dtype == torch.bfloat16
+    assert set(norm.state_dict()) == set(torch.nn.GroupNorm(4, 16).state_dict())
 
 
 def test_wrong_input_size_is_a_value_error():

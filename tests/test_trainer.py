@@ -39,10 +39,12 @@ def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
 
 
-def test_overfitting_a_few_images_lowers_the_photometric_loss():
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_overfitting_a_few_images_lowers_the_photometric_loss(precision):
     torch.manual_seed(0)
-    cfg = _cfg()
+    cfg = _cfg(f"train.precision={precision}")
     model = api.build_model(cfg)
+    model.set_precision(cfg.train.precision)
     optimizer = build_optimizer(model, cfg.train)
     images = torch.stack([synthetic_sample(i, 0)[0] for i in range(4)])
     losses = []
@@ -53,6 +55,30 @@ def test_overfitting_a_few_images_lowers_the_photometric_loss():
         optimizer.step()
         losses.append(terms.photometric.item())
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
+
+
+def test_bf16_training_runs_the_networks_in_bfloat16(tmp_path):
+    seen = []
+    original = api.build_model
+
+    def spy(cfg):
+        model = original(cfg)
+        model.depth_net.output_layer.register_forward_hook(
+            lambda module, inputs, output: seen.append(output.dtype)
+        )
+        return model
+
+    cfg = _cfg("train.precision=bf16", "train.num_epochs=1")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(api, "build_model", spy)
+        run = api.train(cfg, run_dir=tmp_path / "run", device="cpu", resume=False)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(w.dtype == torch.float32 for w in _weights(run).values() if w.is_floating_point())
+
+
+def test_unknown_training_precision_is_a_config_error():
+    with pytest.raises(ConfigError, match="train.precision"):
+        _cfg("train.precision=fp16")
 
 
 def test_run_folder_contents_and_pruning(tmp_path):

@@ -216,6 +216,7 @@ def train(
     _check_supervision(cfg)
     train_loader, val_loader = _loaders(cfg)
     model = build_model(cfg).to(target)
+    model.set_precision(cfg.train.precision)
     features = load_perceptual(cfg.loss.perceptual_weights)
     setup = TrainingSetup(
         model=model,

@@ -25,7 +25,7 @@ from unsup3d_cli.engine.checkpoint import (
 )
 from unsup3d_cli.engine.logging import MetricsWriter
 from unsup3d_cli.losses import LossConfig, LossTerms, supervised_loss, total_loss
-from unsup3d_cli.model import Decomposition, Reconstruction, Unsup3D
+from unsup3d_cli.model import PRECISIONS, Decomposition, Reconstruction, Unsup3D
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,17 @@ class TrainConfig:
     """Run a validation pass after every epoch."""
     tensorboard: bool = True
     """Write tensorboard event files under <run_dir>/tb."""
+    precision: str = "fp32"
+    """'fp32', or 'bf16': the networks' forward and backward under bfloat16 autocast (weights,
+    optimizer, decoding, rendering and losses stay float32). About 1.3× faster steps on CPUs
+    with native bfloat16 (AVX512-BF16, AMX); slower on others."""
+
+    def __post_init__(self) -> None:
+        """Reject an unknown precision."""
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
 
 
 log = logging.getLogger(__name__)

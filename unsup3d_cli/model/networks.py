@@ -6,11 +6,25 @@ Every network takes a 64×64 image in [-1, 1].
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def _gn(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(channels // 4, channels)
+class GroupNorm(nn.GroupNorm):
+    """:class:`torch.nn.GroupNorm` computed in float32 whatever the input's dtype.
+
+    Under bfloat16 autocast the convolutions hand it bfloat16 maps; PyTorch's CPU GroupNorm
+    backward on those runs ~2.7× slower than on float32 ones, and its statistics lose precision.
+    Same parameters and state dict as the parent.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalise ``x`` (B, C, H, W) in float32; the result is float32."""
+        return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps)
+
+
+def _gn(channels: int) -> GroupNorm:
+    return GroupNorm(channels // 4, channels)
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1, padding: int = 0) -> nn.Conv2d:

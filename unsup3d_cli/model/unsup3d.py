@@ -105,9 +105,10 @@ class Unsup3D(nn.Module):
     def set_precision(self, precision: str) -> None:
         """Run the networks in 'fp32' (default) or under bfloat16 autocast ('bf16').
 
-        'bf16' is for inference: about 1.7× faster networks on CPUs with native bfloat16
-        (AVX512-BF16 or AMX) and on GPUs, slower on other CPUs. Only the networks change: their
-        raw outputs are cast back to float32 before decoding, and rendering stays float32.
+        'bf16': about 1.7× faster inference networks on CPUs with native bfloat16 (AVX512-BF16
+        or AMX) and on GPUs, slower on other CPUs; training uses it through
+        ``train.precision``. Only the networks change: their raw outputs are cast back to
+        float32 before decoding, and rendering stays float32.
 
         Raises:
             ValueError: an unknown precision.
