@@ -181,6 +181,26 @@ def test_asymmetric_object_gives_different_branches_and_ablations_switch_them():
     torch.testing.assert_close(*Reconstruction.split(recon.image))
 
 
+def test_reconstruct_without_mirror_is_the_first_half_with_its_own_mask():
+    torch.manual_seed(0)
+    decomp = _symmetric_decomposition(view=torch.tensor([[0.1, 0.5, 0.05], [-0.2, -0.3, 0.0]]))
+    x = torch.linspace(-1, 1, 64)
+    lopsided = fill_border(decomp.depth_unbordered + 0.04 * torch.relu(x), 1.04)  # (2, 1, H, W)
+    decomp = Decomposition(**{**decomp.__dict__, "albedo": torch.rand(2, 3, 64, 64),
+                              "depth": lopsided})  # fmt: skip
+    model = Unsup3D(TINY, Renderer())
+    both, single = model.reconstruct(decomp), model.reconstruct(decomp, mirror=False)
+    for name in ("canonical_depth", "canonical_albedo", "canonical_normal", "shading",
+                 "canonical_image", "view_depth", "view_mask", "grid"):  # fmt: skip
+        torch.testing.assert_close(getattr(single, name), getattr(both, name)[:2], msg=name)
+    torch.testing.assert_close(single.mask, both.view_mask[:2])
+    assert (single.mask >= both.mask).all() and (single.mask > both.mask).any()
+    joint = both.mask.bool().expand(-1, 3, -1, -1)
+    torch.testing.assert_close(single.image[joint], both.image[:2][joint])
+    outside = ~single.mask.bool().expand(-1, 3, -1, -1)
+    assert (single.image[outside] == 0.5).all()
+
+
 def test_without_light_the_canonical_image_is_the_albedo():
     model = Unsup3D(ModelConfig(**{**TINY.__dict__, "use_light": False}), Renderer())
     assert model.light_net is None

@@ -218,6 +218,25 @@ def _decode_depth_png(path: Path) -> np.ndarray:
     return 1.1 - 0.2 * np.asarray(Image.open(path), dtype=np.float64) / 65535
 
 
+def test_reconstruction_error_hand_computed() -> None:
+    from unsup3d_cli.model import Reconstruction
+    from unsup3d_cli.reconstruct import reconstruction_error
+
+    target = torch.full((2, 3, 8, 8), 0.5)
+    mask = torch.zeros(2, 1, 8, 8)
+    mask[:, :, :4] = 1  # top half valid
+    rendered = target.clone()
+    rendered[0, :, :4] += 0.2  # image 0: off by 0.2 where valid
+    rendered[1, :, 4:] += 0.9  # image 1: off only where invalid
+    rendered[1, 0, :4] += 0.3  # ... and by 0.3 in one channel of three where valid
+    zeros = torch.zeros(2, 1, 8, 8)
+    recon = Reconstruction(
+        canonical_depth=zeros, canonical_albedo=target, canonical_normal=zeros, shading=zeros,
+        canonical_image=target, view_depth=zeros, view_mask=mask, mask=mask, image=rendered,
+    )  # fmt: skip
+    torch.testing.assert_close(reconstruction_error(target, recon), torch.tensor([0.2, 0.1]))
+
+
 def test_reconstruct_writes_the_contract_folder(
     tiny_checkpoint: Path, good_photos: Path, bad_inputs: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -48,7 +48,7 @@ from unsup3d_cli.gallery import write_gallery
 from unsup3d_cli.geometry import euler_to_rotation
 from unsup3d_cli.model import Decomposition, Reconstruction, Unsup3D
 from unsup3d_cli.pngio import write_png
-from unsup3d_cli.refine import photometric_error, refine
+from unsup3d_cli.refine import refine
 from unsup3d_cli.render import lambertian_shading, sample_canonical
 
 log = logging.getLogger(__name__)
@@ -428,9 +428,14 @@ def relight(model: Unsup3D, decomp: Decomposition, recon: Reconstruction) -> dic
     """
     batch = decomp.depth.shape[0]
     normal = recon.canonical_normal[:batch]  # (B, H, W, 3)
-    view_depth, view_mask = recon.view_depth[:batch], recon.view_mask[:batch]  # (B, 1, H, W)
-    rotation = euler_to_rotation(decomp.view_angles)  # (B, 3, 3)
-    grid = model.renderer.inverse_grid(view_depth, rotation, decomp.view_translation)
+    view_mask = recon.view_mask[:batch]  # (B, 1, H, W)
+    if recon.grid is not None:
+        grid = recon.grid[:batch]  # (B, H, W, 2)
+    else:
+        rotation = euler_to_rotation(decomp.view_angles)  # (B, 3, 3)
+        grid = model.renderer.inverse_grid(
+            recon.view_depth[:batch], rotation, decomp.view_translation
+        )
     ambient = decomp.ambient.new_full((batch,), RELIGHT_AMBIENT)
     diffuse = decomp.ambient.new_full((batch,), RELIGHT_DIFFUSE)
     lit = []
@@ -506,21 +511,47 @@ def output_maps(
     return maps
 
 
-def _parameters(decomp: Decomposition, before: Tensor, after: Tensor | None) -> list[dict]:
+def reconstruction_error(image: Tensor, recon: Reconstruction) -> Tensor:
+    """Per-image mean absolute error of the un-flipped reconstruction over its valid pixels.
+
+    The difference between ``reconstruction.png`` and ``input.png`` where the surface covers
+    the input view, averaged over the channels, in [0, 1] intensity units.
+
+    Args:
+        image: input images (B, 3, H, W) in [0, 1].
+        recon: their reconstruction (B- or 2B-batched; the first B rows are used).
+
+    Returns:
+        Shape (B,).
+    """
+    batch = image.shape[0]
+    weight = recon.view_mask[:batch]  # (B, 1, H, W)
+    diff = (recon.image[:batch] - image).abs().mean(dim=1, keepdim=True)  # (B, 1, H, W)
+    return (diff * weight).sum(dim=(1, 2, 3)) / weight.sum(dim=(1, 2, 3)).clamp(min=1.0)
+
+
+def _parameters(
+    decomp: Decomposition, errors: tuple[Tensor, Tensor | None], objective: tuple | None
+) -> list[dict]:
     """The per-image viewpoint, light and errors for result.json."""
     angles = torch.rad2deg(decomp.view_angles).tolist()
     translation, direction = decomp.view_translation.tolist(), decomp.light_direction.tolist()
     ambient, diffuse = decomp.ambient.tolist(), decomp.diffuse.tolist()
-    errors = before.tolist()
-    refined = after.tolist() if after is not None else [None] * len(errors)
-    return [
-        {
+    before = errors[0].tolist()
+    after = errors[1].tolist() if errors[1] is not None else [None] * len(before)
+    rows = []
+    for k in range(len(before)):
+        row = {
             "view": {"rotation_deg": angles[k], "translation": translation[k]},
             "light": {"ambient": ambient[k], "diffuse": diffuse[k], "direction": direction[k]},
-            "photometric_error": {"before": errors[k], "after": refined[k]},
+            "photometric_error": {"before": before[k], "after": after[k]},
         }
-        for k in range(len(errors))
-    ]
+        if objective is not None:
+            row["refinement_objective"] = {
+                "before": objective[0][k].item(), "after": objective[1][k].item()
+            }  # fmt: skip
+        rows.append(row)
+    return rows
 
 
 def infer_batch(
@@ -536,23 +567,23 @@ def infer_batch(
     Returns:
         Arrays keyed by output file name (first axis B), and per-image result.json fields.
     """
-    after = None
+    after = objective = None
     with torch.inference_mode():
         decomp = model(images)
-        if options.refine_steps == 0:
-            recon = model.reconstruct(decomp)
-            before = photometric_error(images, recon)
+        recon = model.reconstruct(decomp, mirror=False)  # the mirrored twin is not written
+        before = reconstruction_error(images, recon)
     if options.refine_steps > 0:
-        decomp, before, after = refine(
+        decomp, *objective = refine(
             model, images, decomp, options.refine_steps, residuals=options.refine_residuals
         )
     with torch.inference_mode():
         if options.refine_steps > 0:
-            recon = model.reconstruct(decomp)
+            recon = model.reconstruct(decomp, mirror=False)
+            after = reconstruction_error(images, recon)
         maps = output_maps(model, images, decomp, recon)
         if options.animate:
             maps["turntable.gif"] = _uint8(turntable(model, decomp, recon))
-    return maps, _parameters(decomp, before, after)
+    return maps, _parameters(decomp, (before, after), objective)
 
 
 # --------------------------------------------------------------------------------------------
@@ -618,6 +649,8 @@ def _submit_batch(run: _Run, pool: ThreadPoolExecutor, items: list, maps: dict, 
             **run.depth,
             "photometric_error": rows[k]["photometric_error"],
         }
+        if "refinement_objective" in rows[k]:
+            result["refinement_objective"] = rows[k]["refinement_objective"]
         files = {name_: array[k] for name_, array in maps.items()}
         folder = run.out_dir / name
         run.pending.append(pool.submit(write_image_folder, folder, files, round_floats(result)))

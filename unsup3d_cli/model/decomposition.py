@@ -60,7 +60,8 @@ class Reconstruction(_TensorFields):
     """Both reconstructions of a batch, from the canonical frame and from its mirror image.
 
     Rows [0, B) come from the canonical frame and [B, 2B) from its mirror image; use
-    :meth:`split` to get the two halves.
+    :meth:`split` to get the two halves. ``Unsup3D.reconstruct(decomp, mirror=False)`` makes
+    only the first half (every tensor B-batched, ``mask`` = ``view_mask``).
 
     Attributes:
         canonical_depth: (2B, 1, H, W). canonical_albedo: (2B, 3, H, W) in [0, 1].
@@ -70,6 +71,8 @@ class Reconstruction(_TensorFields):
         view_mask: 1 where ``view_depth`` is valid, (2B, 1, H, W).
         mask: joint mask, valid in both branches, detached, (B, 1, H, W).
         image: reconstructed input, ``mask``-ed (0.5 where invalid), (2B, 3, H, W).
+        grid: where each input-view pixel samples the canonical frame, in grid_sample's
+            normalised coordinates, (2B, H, W, 2); None when not kept.
     """
 
     canonical_depth: Tensor
@@ -81,6 +84,7 @@ class Reconstruction(_TensorFields):
     view_mask: Tensor
     mask: Tensor
     image: Tensor
+    grid: Tensor | None = None
 
     @staticmethod
     def split(x: Tensor) -> tuple[Tensor, Tensor]:

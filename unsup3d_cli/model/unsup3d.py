@@ -197,35 +197,43 @@ class Unsup3D(nn.Module):
             (cfg.min_diffuse, cfg.max_diffuse),
         )
 
-    def reconstruct(self, decomp: Decomposition) -> Reconstruction:
+    def reconstruct(self, decomp: Decomposition, mirror: bool = True) -> Reconstruction:
         """Render the canonical and the mirrored reconstruction of the input view (§3.0–3.6).
 
         Args:
             decomp: output of :meth:`forward` for B images.
+            mirror: also render the reconstruction from the mirrored canonical frame (what
+                training needs); False renders the un-flipped one only, at half the cost.
 
         Returns:
-            The :class:`Reconstruction`, batched 2B (un-flipped half first).
+            The :class:`Reconstruction`, batched 2B (un-flipped half first), or B without
+            ``mirror``; its mask is then the un-flipped view's own.
         """
         cfg = self.cfg
-        depth = _with_mirror(decomp.depth, cfg.flip_depth)  # (2B, 1, H, W)
-        albedo = _with_mirror(decomp.albedo, cfg.flip_albedo)  # (2B, 3, H, W)
-        normal = self.renderer.normals(depth)  # (2B, H, W, 3)
-        shading = lambertian_shading(
-            normal, decomp.light_direction.repeat(2, 1), decomp.ambient.repeat(2),
-            decomp.diffuse.repeat(2),
-        )  # fmt: skip
-        canonical_image = albedo * shading  # (2B, 3, H, W)
-        rotation = euler_to_rotation(decomp.view_angles).repeat(2, 1, 1)  # (2B, 3, 3)
-        translation = decomp.view_translation.repeat(2, 1)  # (2B, 3)
+        depth, albedo = decomp.depth, decomp.albedo  # (B, 1, H, W), (B, 3, H, W)
+        light = (decomp.light_direction, decomp.ambient, decomp.diffuse)
+        rotation = euler_to_rotation(decomp.view_angles)  # (B, 3, 3)
+        translation = decomp.view_translation  # (B, 3)
+        if mirror:
+            depth = _with_mirror(depth, cfg.flip_depth)  # (2B, 1, H, W)
+            albedo = _with_mirror(albedo, cfg.flip_albedo)  # (2B, 3, H, W)
+            light = tuple(x.repeat(2, *([1] * (x.dim() - 1))) for x in light)
+            rotation, translation = rotation.repeat(2, 1, 1), translation.repeat(2, 1)
+        normal = self.renderer.normals(depth)  # (N, H, W, 3), N = 2B or B
+        shading = lambertian_shading(normal, *light)  # (N, 1, H, W)
+        canonical_image = albedo * shading  # (N, 3, H, W)
         view_depth, view_mask = self.renderer.warp_depth(
             depth, rotation, translation, self.view_depth_range
         )
-        grid = self.renderer.inverse_grid(view_depth, rotation, translation)  # (2B, H, W, 2)
+        grid = self.renderer.inverse_grid(view_depth, rotation, translation)  # (N, H, W, 2)
         # Sample around mid-grey: out-of-image samples read 0.5, the original's 0 in [-1, 1].
         warped = sample_canonical(canonical_image - 0.5, grid) + 0.5
-        original, mirrored = Reconstruction.split(view_mask)
-        mask = (original * mirrored).detach()  # (B, 1, H, W)
-        both = mask.repeat(2, 1, 1, 1)
+        if mirror:
+            original, mirrored = Reconstruction.split(view_mask)
+            mask = (original * mirrored).detach()  # (B, 1, H, W)
+            valid = mask.repeat(2, 1, 1, 1)
+        else:
+            mask = valid = view_mask.detach()
         return Reconstruction(
             canonical_depth=depth,
             canonical_albedo=albedo,
@@ -235,7 +243,8 @@ class Unsup3D(nn.Module):
             view_depth=view_depth,
             view_mask=view_mask,
             mask=mask,
-            image=warped * both + 0.5 * (1 - both),
+            image=warped * valid + 0.5 * (1 - valid),
+            grid=grid,
         )
 
 
