@@ -1,0 +1,162 @@
+"""Short training probes of a recipe, scored on validation faces while they train.
+
+    python experiments/probe_recipe.py --steps 1000 --every 250 --threads 1 \
+        --set train.lr=2e-4 --label lr2e-4
+
+Trains ``configs/synth_faces.yaml`` (plus ``--set`` overrides) in-process for a number of
+steps or minutes and, every ``--every`` steps, scores the model on the first ``--val`` images
+of the validation split: SIDE and MAD (reference §7.1), and two diagnostics of the
+rotation/relief trade-off that use the generator's ``meta.jsonl``: the least-squares slope of
+the predicted yaw and pitch on the true ones (1 is right; < 1 means under-rotated views), and
+the median per-image least-squares scale between the true and the predicted log-depth
+deviations (1 is right; < 1 means a too-deep relief). Each evaluation is one JSON line on
+stdout and in ``--out``. For choosing a recipe, not for reporting results: ``table2.py`` and
+``unsup3d eval`` do that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from unsup3d_cli import api  # noqa: E402
+from unsup3d_cli.config import load_config  # noqa: E402
+from unsup3d_cli.data import PairedDepthDataset  # noqa: E402
+from unsup3d_cli.engine.trainer import Progress, TrainingSetup, build_optimizer, train_step  # noqa: E402
+from unsup3d_cli.evaluate import predict_view_depth  # noqa: E402
+from unsup3d_cli.metrics import depth_metrics  # noqa: E402
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "synth_faces.yaml")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
+    parser.add_argument("--every", type=int, default=250)
+    parser.add_argument("--val", type=int, default=256, help="validation images scored")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--label", default="probe")
+    parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
+    return parser.parse_args()
+
+
+def validation_set(cfg, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """First ``count`` validation images, depths and true (pitch, yaw) in radians."""
+    root = Path(cfg.data.root) / "val"
+    dataset = PairedDepthDataset(root, crop=cfg.data.crop)
+    meta = {}
+    for line in (root / "meta.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        meta[Path(record["image"]).name] = record["view_angles_rad"][:2]
+    images, depths, angles = [], [], []
+    for index in range(min(count, len(dataset))):
+        item = dataset[index]
+        images.append(item["image"])
+        depths.append(item["depth"])
+        angles.append(meta[Path(item["path"]).name])
+    return torch.stack(images), torch.stack(depths), torch.tensor(angles)
+
+
+def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
+    """Least-squares slope of pred on true (through their means)."""
+    p, t = pred - pred.mean(), true - true.mean()
+    return float((p * t).sum() / t.square().sum())
+
+
+@torch.no_grad()
+def score(model, images, depths, angles) -> dict[str, float]:
+    model.eval()
+    sides, mads, scales, views = [], [], [], []
+    for start in range(0, len(images), 64):
+        image, gt = images[start : start + 64], depths[start : start + 64]
+        prediction = predict_view_depth(model, image)
+        scores = depth_metrics(prediction.view_depth, prediction.view_mask, gt, model.renderer)
+        sides.append(scores.side)
+        mads.append(scores.mad_deg)
+        mask = scores.mask
+        for pred_d, gt_d, m in zip(prediction.view_depth, gt, mask, strict=True):
+            keep = m > 0
+            if keep.sum() < 10:
+                continue
+            lp, lg = pred_d[keep].log(), gt_d[keep].log()
+            lp, lg = lp - lp.mean(), lg - lg.mean()
+            scales.append(float((lp * lg).sum() / lp.square().sum().clamp(min=1e-12)))
+        decomp = model(image)
+        views.append(decomp.view_angles[:, :2])
+    model.train()
+    view = torch.cat(views)
+    side, mad = torch.cat(sides), torch.cat(mads)
+    ok = torch.isfinite(side)
+    return {
+        "side_1e2": float(side[ok].mean() * 100),
+        "mad_deg": float(mad[ok].mean()),
+        "pitch_slope": slope(view[:, 0], angles[:, 0]),
+        "yaw_slope": slope(view[:, 1], angles[:, 1]),
+        "yaw_corr": float(torch.corrcoef(torch.stack([view[:, 1], angles[:, 1]]))[0, 1]),
+        "relief_scale_median": float(torch.tensor(scales).median()) if scales else math.nan,
+        "mean_yaw_deg": float(view[:, 1].mean().rad2deg()),
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.config, ["train.validate=false", *args.overrides])
+    api.seed_everything(cfg.train.seed)
+    train_loader, _ = api._loaders(cfg)
+    model = api.build_model(cfg)
+    model.set_precision(cfg.train.precision)
+    features = api.load_perceptual(cfg.loss.perceptual_weights)
+    setup = TrainingSetup(model, features, build_optimizer(model, cfg.train), train_loader, None,
+                          cfg.train, cfg.loss, torch.device("cpu"))  # fmt: skip
+    images, depths, angles = validation_set(cfg, args.val)
+    out = args.out.open("a") if args.out else None
+    progress, started, train_s = Progress(), time.perf_counter(), 0.0
+
+    def report() -> None:
+        record = {"label": args.label, "step": progress.step, "train_min": train_s / 60,
+                  **score(model, images, depths, angles)}  # fmt: skip
+        line = json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                           for k, v in record.items()})  # fmt: skip
+        print(line, flush=True)
+        if out:
+            out.write(line + "\n")
+            out.flush()
+
+    while progress.step < args.steps:
+        train_loader.sampler.set_epoch(progress.epoch)
+        for batch in train_loader:
+            if batch is None:
+                continue
+            tick = time.perf_counter()
+            train_step(setup, batch["image"], progress, batch.get("depth"))
+            train_s += time.perf_counter() - tick
+            progress.step += 1
+            if progress.step % args.every == 0:
+                report()
+            if progress.step >= args.steps or (
+                args.minutes is not None and train_s >= 60 * args.minutes
+            ):
+                break
+        else:
+            progress.epoch += 1
+            continue
+        break
+    if progress.step % args.every:
+        report()
+    print(f"# {args.label}: {progress.step} steps, {time.perf_counter() - started:.0f} s wall",
+          flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
