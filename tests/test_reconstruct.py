@@ -282,6 +282,37 @@ def test_reconstruct_in_bf16_is_close_to_fp32(
     np.testing.assert_allclose(depths["bf16"], depths["fp32"], atol=5e-3)  # range 0.9–1.1
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_reconstruct_defaults_to_bf16_where_the_cpu_has_it(
+    tiny_checkpoint: Path, good_photos: Path, tmp_path: Path, monkeypatch, native: bool
+) -> None:
+    from unsup3d_cli import api
+
+    monkeypatch.setattr(api, "has_native_bfloat16", lambda device: native)
+    api.reconstruct(tiny_checkpoint, [good_photos / "small.png"], tmp_path / "out", device="cpu")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["precision"] == ("bf16" if native else "fp32")
+
+
+def test_native_bfloat16_probe_reads_the_cpu_flags(monkeypatch) -> None:
+    from unsup3d_cli import api
+    from unsup3d_cli.config import ConfigError
+    from unsup3d_cli.model import has_native_bfloat16
+
+    cpu = torch.device("cpu")
+    for avx512_bf16, amx in ((True, False), (False, True), (False, False)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v,
+                            raising=False)  # fmt: skip
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert has_native_bfloat16(cpu) == (avx512_bf16 or amx)
+        assert api.resolve_precision("auto", cpu) == ("bf16" if avx512_bf16 or amx else "fp32")
+    assert api.resolve_precision("fp32", cpu) == "fp32"
+    assert api.resolve_precision("bf16", cpu) == "bf16"
+    assert not has_native_bfloat16(torch.device("meta"))
+    with pytest.raises(ConfigError, match="fp8"):
+        api.resolve_precision("fp8", cpu)
+
+
 def test_reconstruct_a_huge_image_with_loader_workers(
     tiny_checkpoint: Path, huge_png: Path, good_photos: Path, tmp_path: Path
 ) -> None:

@@ -39,7 +39,7 @@ from unsup3d_cli.engine.trainer import (
 )
 from unsup3d_cli.export import ExportedMesh, ExportError, MeshOptions, export_folders, find_records
 from unsup3d_cli.losses import VGGFeatures
-from unsup3d_cli.model import PRECISIONS, Unsup3D
+from unsup3d_cli.model import PRECISIONS, Unsup3D, has_native_bfloat16
 from unsup3d_cli.render import Renderer
 
 __all__ = [
@@ -58,6 +58,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+AUTO_PRECISION = "auto"
+"""``load_model``'s precision that picks 'bf16' where the device has native bfloat16."""
 VGG16_FILE = "vgg16-397923af.pth"
 """File name of torchvision's ImageNet VGG16 weights in its hub cache."""
 
@@ -239,6 +241,20 @@ def train(
     return paths.root
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'fp32' or 'bf16' as given, or for 'auto' 'bf16' where ``device`` has native bfloat16.
+
+    Raises:
+        ConfigError: another value.
+    """
+    if precision == AUTO_PRECISION:
+        return "bf16" if has_native_bfloat16(device) else "fp32"
+    if precision not in PRECISIONS:
+        choices = " or ".join((AUTO_PRECISION, *PRECISIONS))
+        raise ConfigError(f"--precision {precision!r}: use {choices}")
+    return precision
+
+
 def load_model(
     checkpoint: Path | str, device: str = "auto", precision: str = "fp32"
 ) -> tuple[Unsup3D, ExperimentConfig]:
@@ -247,7 +263,8 @@ def load_model(
     Args:
         checkpoint: a ``.pt`` file written by ``unsup3d train``.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
-        precision: the networks' arithmetic, 'fp32' or 'bf16' (:meth:`Unsup3D.set_precision`).
+        precision: the networks' arithmetic, 'fp32' or 'bf16' (:meth:`Unsup3D.set_precision`),
+            or 'auto': 'bf16' where the device has native bfloat16, else 'fp32'.
 
     Returns:
         The model in eval mode on the device, and the experiment config it was trained with.
@@ -256,9 +273,8 @@ def load_model(
         CheckpointError: the file is missing, unreadable, not ours or inconsistent.
         ConfigError: an unknown precision.
     """
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision {precision!r}: use {' or '.join(PRECISIONS)}")
     target = resolve_device(device)
+    precision = resolve_precision(precision, target)
     state = load_checkpoint(checkpoint, map_location="cpu")
     try:
         cfg = config_from_dict(state["config"])
@@ -445,7 +461,7 @@ def evaluate(
             centre-crop side or a (top, left, height, width) box.
         num_workers: data loader worker processes.
         seed: seed of the perturbations.
-        precision: the networks' arithmetic, 'fp32' or 'bf16' (:meth:`Unsup3D.set_precision`).
+        precision: the networks' arithmetic, 'fp32', 'bf16' or 'auto' (see :func:`load_model`).
 
     Returns:
         The :class:`~unsup3d_cli.evaluate.EvalReport`.
@@ -458,6 +474,7 @@ def evaluate(
     from unsup3d_cli.evaluate import BASELINES, EvalConfig, evaluate_split
 
     target = resolve_device(device)
+    precision = resolve_precision(precision, target)
     data = Path(data)
     if not data.is_dir():
         raise DataError(f"test split folder not found: {data}")
@@ -523,7 +540,7 @@ def reconstruct(
     strict: bool = False,
     num_workers: int | None = None,
     threads: int | None = None,
-    precision: str = "fp32",
+    precision: str = AUTO_PRECISION,
 ):
     """Reconstruct photos into per-image folders of maps, a gallery and a summary.
 
@@ -543,7 +560,7 @@ def reconstruct(
         strict: stop at the first unusable input instead of skipping it.
         num_workers: loader processes (None: automatic).
         threads: CPU threads of the model (None: torch's setting, every core by default).
-        precision: the networks' arithmetic, 'fp32' or 'bf16' (:meth:`Unsup3D.set_precision`).
+        precision: the networks' arithmetic, 'fp32', 'bf16' or 'auto' (see :func:`load_model`).
 
     Returns:
         The :class:`~unsup3d_cli.reconstruct.ReconstructSummary`.

@@ -635,6 +635,7 @@ class _Run:
     notes: list[str] = field(default_factory=list)
     processed: int = 0
     pending: deque = field(default_factory=deque)
+    precision: str = "fp32"
 
 
 def _submit_batch(run: _Run, pool: ThreadPoolExecutor, items: list, maps: dict, rows: list) -> None:
@@ -777,7 +778,9 @@ def _summarise(run: _Run, found: int, existing: int, seconds: float) -> Reconstr
         existing=existing, skipped=tuple(run.skipped), warnings=tuple(run.notes), seconds=seconds,
     )  # fmt: skip
     text = json.dumps(
-        {"checkpoint": run.checkpoint, **summary.to_json()}, indent=2, ensure_ascii=False
+        {"checkpoint": run.checkpoint, "precision": run.precision, **summary.to_json()},
+        indent=2,
+        ensure_ascii=False,
     )
     (run.out_dir / "summary.json").write_text(text + "\n", encoding="utf-8")
     return summary
@@ -818,7 +821,8 @@ def reconstruct_images(
         raise _nothing_usable(0, skipped, None)
     out_dir.mkdir(parents=True, exist_ok=True)
     todo, existing = _plan(paths, out_dir, options.force)
-    run = _Run(out_dir, checkpoint, _camera(model, renderer_cfg), _depth_fields(model), skipped)
+    run = _Run(out_dir, checkpoint, _camera(model, renderer_cfg), _depth_fields(model), skipped,
+               precision=model.precision)  # fmt: skip
     for entry in skipped:
         log.warning("skipped %s: %s", entry.path, entry.reason)
     start = time.perf_counter()

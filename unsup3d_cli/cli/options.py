@@ -60,9 +60,10 @@ PrecisionOption = Annotated[
     str,
     typer.Option(
         "--precision",
-        metavar="fp32|bf16",
+        metavar="auto|fp32|bf16",
         help="Arithmetic of the networks: bf16 runs them under bfloat16 autocast, about 1.7× "
         "faster on CPUs with native bfloat16 (AVX512-BF16, AMX) and on GPUs, slower on other "
-        "CPUs; depth values move by less than 1e-3. Rendering and metrics stay float32.",
+        "CPUs; depth values move by less than 1e-3. Rendering and metrics stay float32. auto: "
+        "bf16 where the device has native bfloat16, else fp32.",
     ),
 ]

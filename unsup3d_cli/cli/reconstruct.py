@@ -105,7 +105,7 @@ def reconstruct_command(
     force: ForceOption = False,
     strict: StrictOption = False,
     threads: ThreadsOption = None,
-    precision: PrecisionOption = "fp32",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Reconstruct photos: depth, normals, albedo, light, relit views and an HTML gallery."""
     from unsup3d_cli import api

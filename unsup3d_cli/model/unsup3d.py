@@ -73,6 +73,20 @@ PRECISIONS = ("fp32", "bf16")
 """Arithmetic of the networks at inference (:meth:`Unsup3D.set_precision`)."""
 
 
+def has_native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` runs bfloat16 convolutions natively, so 'bf16' is the faster choice.
+
+    True for a CUDA device with bfloat16 support, and for a CPU with AVX512-BF16 or AMX
+    instructions; False elsewhere (older CPUs emulate bfloat16 and run it slower than fp32).
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch.cpu
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 class Unsup3D(nn.Module):
     """Image → :class:`Decomposition` (``forward``), and → :class:`Reconstruction`.
 
