@@ -29,8 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from unsup3d_cli import api  # noqa: E402
-from unsup3d_cli.config import load_config  # noqa: E402
+from unsup3d_cli.config import config_to_dict, load_config  # noqa: E402
 from unsup3d_cli.data import PairedDepthDataset  # noqa: E402
+from unsup3d_cli.engine.checkpoint import save_checkpoint  # noqa: E402
 from unsup3d_cli.engine.trainer import Progress, TrainingSetup, build_optimizer, train_step  # noqa: E402
 from unsup3d_cli.evaluate import predict_view_depth  # noqa: E402
 from unsup3d_cli.metrics import depth_metrics  # noqa: E402
@@ -47,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--label", default="probe")
     parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
+    parser.add_argument("--save", type=Path, default=None, help="checkpoint written at the end")
     return parser.parse_args()
 
 
@@ -154,6 +156,9 @@ def main() -> None:
         break
     if progress.step % args.every:
         report()
+    if args.save is not None:
+        save_checkpoint(args.save, {"model": model.state_dict(), "config": config_to_dict(cfg),
+                                    "step": progress.step})  # fmt: skip
     print(f"# {args.label}: {progress.step} steps, {time.perf_counter() - started:.0f} s wall",
           flush=True)  # fmt: skip
 
