@@ -345,8 +345,9 @@ class PreparedPhoto:
     """One photo cropped for the model, or the reason it could not be."""
 
     index: int
-    image: Tensor | None = None
-    """The crop resized to (3, S, S), in [0, 1]."""
+    image: np.ndarray | None = None
+    """The crop resized to (3, S, S), float32 in [0, 1]. A numpy array rather than a tensor:
+    loader workers pass it back pickled, where a tensor would cost a shared-memory segment."""
     crop_method: str = "full"
     """'face', 'center' or 'full'."""
     box: tuple[int, int, int, int] = (0, 0, 0, 0)
@@ -355,14 +356,14 @@ class PreparedPhoto:
     error: str | None = None
 
 
-def _resize(crop: np.ndarray, size: int) -> Tensor:
-    """Crop (H, W, 3) → (3, size, size), bilinear with antialiasing."""
+def _resize(crop: np.ndarray, size: int) -> np.ndarray:
+    """Crop (H, W, 3) → (3, size, size) float32, bilinear with antialiasing."""
     image = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)  # (3, H, W)
     if image.shape[-2:] != (size, size):
         image = F.interpolate(
             image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
         )[0].clamp(0.0, 1.0)
-    return image.contiguous()
+    return np.ascontiguousarray(image.numpy(), dtype=np.float32)
 
 
 def prepare_photo(
@@ -723,7 +724,7 @@ def _run_batches(
                 bar.update(len(photos))
                 if not good:
                     continue
-                images = torch.stack([p.image for p in good]).to(device)  # (B, 3, S, S)
+                images = torch.from_numpy(np.stack([p.image for p in good])).to(device)
                 maps, rows = infer_batch(model, images, options)
                 items = [(p, *todo[p.index]) for p in good]
                 _submit_batch(run, pool, items, maps, rows)
