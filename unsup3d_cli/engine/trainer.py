@@ -44,11 +44,6 @@ class TrainConfig:
     """Stop once optimisation steps have taken this many minutes in total (None: no limit)."""
     lr: float = 1e-4
     """Adam learning rate (constant)."""
-    view_lr: float | None = None
-    """Adam learning rate of the viewpoint network (None: ``lr``). Not in the paper. Depth
-    relief and view rotation trade off nearly freely (a deeper relief seen under a smaller
-    rotation gives almost the same images); short runs grow the relief first and reach the
-    right rotation only slowly, and a faster viewpoint network gets there sooner."""
     betas: tuple[float, float] = (0.9, 0.999)
     """Adam betas."""
     weight_decay: float = 5e-4
@@ -144,19 +139,8 @@ class TrainingSetup:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam with coupled L2 weight decay over every trainable parameter (reference §5).
-
-    One parameter group at ``cfg.lr``; with ``cfg.view_lr`` set (and a viewpoint network), the
-    viewpoint network's parameters form a second group at that rate.
-    """
+    """Adam with coupled L2 weight decay over every trainable parameter (reference §5)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    view_net = getattr(model, "view_net", None)
-    if cfg.view_lr is not None and view_net is not None:
-        view_ids = {id(p) for p in view_net.parameters()}
-        params = [
-            {"params": [p for p in params if id(p) not in view_ids]},
-            {"params": [p for p in params if id(p) in view_ids], "lr": cfg.view_lr},
-        ]
     return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
