@@ -5,7 +5,8 @@ weights do not change the cost) and 64×64 PNG inputs (synthetic faces, hard-lin
 into a generated folder, so the files are real but cheap to make):
 
 * the per-image cost of each stage at the run's batch size, in isolation: the five networks
-  (``Unsup3D.forward``), the renderer (``Unsup3D.reconstruct``, both branches) and the maps
+  (``Unsup3D.forward``), the renderer (``Unsup3D.reconstruct`` of the un-flipped branch, as
+  ``reconstruct`` renders it) and the maps
   (relighting and tensor → uint8 conversion), with the networks' FLOPs; the networks' FLOPs
   against the machine's fp32 matmul throughput give the ceiling no pipeline can beat;
 * throughput: ``api.reconstruct`` end to end (discovery, loader workers, face-free crops,
@@ -87,12 +88,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "results are named after --label",
     )
     parser.add_argument("--label", default="trained", help="name of the --checkpoint results")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="the networks' arithmetic (reconstruct --precision)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="128 + 64 images, batch 16")
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.throughput_images, args.batch_size, args.repeats = 128, 64, 16, 1
+    args.precision = api.resolve_precision(args.precision, torch.device(args.device))
     return args
 
 
@@ -161,10 +163,10 @@ def stage_costs(checkpoint: Path, batch: int, device: str, threads: int, precisi
     try:
         with torch.inference_mode():
             decomp = model(images)
-            recon = model.reconstruct(decomp)
+            recon = model.reconstruct(decomp, mirror=False)
             per_batch = {
                 "networks": _median_seconds(lambda: model(images)),
-                "renderer": _median_seconds(lambda: model.reconstruct(decomp)),
+                "renderer": _median_seconds(lambda: model.reconstruct(decomp, mirror=False)),
                 "maps": _median_seconds(lambda: output_maps(model, images, decomp, recon)),
             }
     finally:
