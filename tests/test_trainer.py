@@ -57,6 +57,40 @@ def test_overfitting_a_few_images_lowers_the_photometric_loss(precision):
     assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:5]) / 5
 
 
+def test_run_fraction_is_the_nearest_limit():
+    cfg = _cfg("train.num_epochs=4", "train.max_steps=100", "train.max_minutes=10").train
+    progress = trainer.Progress(step=20, epoch=1, batch_in_epoch=5, elapsed_s=180.0)
+    # epochs: (1 + 5/10) / 4 = 0.375; steps: 20/100 = 0.2; minutes: 3/10 = 0.3
+    assert trainer.run_fraction(cfg, progress, 10) == pytest.approx(0.375)
+    progress.elapsed_s = 480.0  # 8 of 10 minutes is now the nearest
+    assert trainer.run_fraction(cfg, progress, 10) == pytest.approx(0.8)
+    progress.step = 150  # past a limit: clipped
+    assert trainer.run_fraction(cfg, progress, 10) == 1.0
+
+
+def test_learning_rate_is_constant_then_falls_linearly_to_zero():
+    cfg = _cfg("train.lr=1e-3", "train.lr_decay_fraction=0.25").train
+    lrs = [trainer.learning_rate(cfg, f) for f in (0.0, 0.5, 0.75, 0.8, 0.875, 1.0)]
+    assert lrs == pytest.approx([1e-3, 1e-3, 1e-3, 0.8e-3, 0.5e-3, 0.0])
+    constant = _cfg("train.lr=1e-3").train
+    assert trainer.learning_rate(constant, 0.99) == 1e-3
+
+
+def test_training_logs_the_decayed_learning_rate(tmp_path):
+    cfg = _cfg("data.synthetic_train_size=12", "train.num_epochs=1", "train.max_steps=100",
+               "train.lr=1e-3", "train.lr_decay_fraction=0.5", "train.validate=false")  # fmt: skip
+    run = api.train(cfg, run_dir=tmp_path / "run", device="cpu", resume=False)
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    lrs = [json.loads(line)["lr"] for line in lines if '"train"' in line]
+    # 4 steps of batch 3 in the one epoch, the nearest limit: step k runs k/4 through the run
+    assert lrs == pytest.approx([1e-3, 1e-3, 1e-3, 0.5e-3])
+
+
+def test_bad_decay_fraction_is_a_config_error():
+    with pytest.raises(ConfigError, match="lr_decay_fraction"):
+        _cfg("train.lr_decay_fraction=1.5")
+
+
 def test_bf16_training_runs_the_networks_in_bfloat16(tmp_path):
     seen = []
     original = api.build_model
