@@ -10,8 +10,9 @@ rotation/relief trade-off that use the generator's ``meta.jsonl``: the least-squ
 the predicted yaw and pitch on the true ones (1 is right; < 1 means under-rotated views), and
 the median per-image least-squares scale between the true and the predicted log-depth
 deviations (1 is right; < 1 means a too-deep relief). Each evaluation is one JSON line on
-stdout and in ``--out``. For choosing a recipe, not for reporting results: ``table2.py`` and
-``unsup3d eval`` do that.
+stdout and in ``--out``; with ``--ema`` each weight average kept beside the trained weights
+(``train.ema_decay``) is scored at the same steps. For choosing a recipe, not for reporting
+results: ``table2.py`` and ``unsup3d eval`` do that.
 """
 
 from __future__ import annotations
@@ -31,8 +32,15 @@ sys.path.insert(0, str(REPO))
 from unsup3d_cli import api  # noqa: E402
 from unsup3d_cli.config import config_to_dict, load_config  # noqa: E402
 from unsup3d_cli.data import PairedDepthDataset  # noqa: E402
-from unsup3d_cli.engine.checkpoint import save_checkpoint  # noqa: E402
-from unsup3d_cli.engine.trainer import Progress, TrainingSetup, build_optimizer, train_step  # noqa: E402
+from unsup3d_cli.engine.averaging import WeightAverage  # noqa: E402
+from unsup3d_cli.engine.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from unsup3d_cli.engine.trainer import (  # noqa: E402
+    Progress,
+    TrainingSetup,
+    build_optimizer,
+    learning_rate,
+    train_step,
+)
 from unsup3d_cli.evaluate import predict_view_depth  # noqa: E402
 from unsup3d_cli.metrics import depth_metrics  # noqa: E402
 
@@ -49,6 +57,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--label", default="probe")
     parser.add_argument("--out", type=Path, default=None, help="JSON lines file")
     parser.add_argument("--save", type=Path, default=None, help="checkpoint written at the end")
+    parser.add_argument("--ema", default="", help="weight-average decays also scored, e.g. "
+                        "0.998,0.999 (each row's label gets '@ema<decay>')")  # fmt: skip
+    parser.add_argument("--resume", type=Path, default=None,
+                        help="continue from a training checkpoint (weights, optimizer, step); "
+                        "--steps is then the step to stop at")  # fmt: skip
     return parser.parse_args()
 
 
@@ -106,8 +119,66 @@ def score(model, images, depths, angles) -> dict[str, float]:
         "yaw_slope": slope(view[:, 1], angles[:, 1]),
         "yaw_corr": float(torch.corrcoef(torch.stack([view[:, 1], angles[:, 1]]))[0, 1]),
         "relief_scale_median": float(torch.tensor(scales).median()) if scales else math.nan,
+        "mean_pitch_deg": float(view[:, 0].mean().rad2deg()),
         "mean_yaw_deg": float(view[:, 1].mean().rad2deg()),
     }
+
+
+class _Several:
+    """Several weight averages updated together after each step."""
+
+    def __init__(self, averages: list[WeightAverage]) -> None:
+        self.averages = averages
+
+    def update(self) -> None:
+        for average in self.averages:
+            average.update()
+
+
+class _Reporter:
+    """Scores the trained weights and each average; one JSON line each, on stdout and --out."""
+
+    def __init__(self, args: argparse.Namespace, cfg, model, averages: dict) -> None:
+        self.label, self.model, self.averages = args.label, model, averages
+        self.data = validation_set(cfg, args.val)
+        self.out = args.out.open("a") if args.out else None
+
+    def __call__(self, step: int, train_s: float) -> None:
+        for label, average in [(self.label, None), *self.averages.items()]:
+            if average is None:
+                scores = score(self.model, *self.data)
+            else:
+                with average.applied():
+                    scores = score(self.model, *self.data)
+            record = {"label": label, "step": step, "train_min": train_s / 60, **scores}
+            line = json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                               for k, v in record.items()})  # fmt: skip
+            print(line, flush=True)
+            if self.out:
+                self.out.write(line + "\n")
+                self.out.flush()
+
+
+def build(args: argparse.Namespace, cfg) -> tuple[TrainingSetup, Progress, dict]:
+    """The training setup (resumed from --resume), where it starts and the weight averages."""
+    train_loader, _ = api._loaders(cfg)
+    model = api.build_model(cfg)
+    model.set_precision(cfg.train.precision)
+    features = api.load_perceptual(cfg.loss.perceptual_weights)
+    setup = TrainingSetup(model, features, build_optimizer(model, cfg.train), train_loader, None,
+                          cfg.train, cfg.loss, torch.device("cpu"))  # fmt: skip
+    progress = Progress()
+    if args.resume is not None:
+        state = load_checkpoint(args.resume)
+        model.load_state_dict(state["model"])
+        setup.optimizer.load_state_dict(state["optimizer"])
+        progress.step = state["step"]
+    averages = {f"{args.label}@ema{d}": WeightAverage(model, float(d))
+                for d in args.ema.split(",") if d}  # fmt: skip
+    for average in averages.values():
+        average.updates = progress.step  # a resumed run is past the averages' warm-up
+    setup.average = _Several(list(averages.values()))
+    return setup, progress, averages
 
 
 def main() -> None:
@@ -115,37 +186,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, ["train.validate=false", *args.overrides])
     api.seed_everything(cfg.train.seed)
-    train_loader, _ = api._loaders(cfg)
-    model = api.build_model(cfg)
-    model.set_precision(cfg.train.precision)
-    features = api.load_perceptual(cfg.loss.perceptual_weights)
-    setup = TrainingSetup(model, features, build_optimizer(model, cfg.train), train_loader, None,
-                          cfg.train, cfg.loss, torch.device("cpu"))  # fmt: skip
-    images, depths, angles = validation_set(cfg, args.val)
-    out = args.out.open("a") if args.out else None
-    progress, started, train_s = Progress(), time.perf_counter(), 0.0
-
-    def report() -> None:
-        record = {"label": args.label, "step": progress.step, "train_min": train_s / 60,
-                  **score(model, images, depths, angles)}  # fmt: skip
-        line = json.dumps({k: round(v, 4) if isinstance(v, float) else v
-                           for k, v in record.items()})  # fmt: skip
-        print(line, flush=True)
-        if out:
-            out.write(line + "\n")
-            out.flush()
-
+    setup, progress, averages = build(args, cfg)
+    report = _Reporter(args, cfg, setup.model, averages)
+    started, train_s = time.perf_counter(), 0.0
     while progress.step < args.steps:
-        train_loader.sampler.set_epoch(progress.epoch)
-        for batch in train_loader:
+        setup.train_loader.sampler.set_epoch(progress.epoch)
+        for batch in setup.train_loader:
             if batch is None:
                 continue
+            for group in setup.optimizer.param_groups:  # the run is --steps long
+                group["lr"] = learning_rate(cfg.train, progress.step / args.steps)
             tick = time.perf_counter()
             train_step(setup, batch["image"], progress, batch.get("depth"))
             train_s += time.perf_counter() - tick
             progress.step += 1
             if progress.step % args.every == 0:
-                report()
+                report(progress.step, train_s)
             if progress.step >= args.steps or (
                 args.minutes is not None and train_s >= 60 * args.minutes
             ):
@@ -155,10 +211,11 @@ def main() -> None:
             continue
         break
     if progress.step % args.every:
-        report()
+        report(progress.step, train_s)
     if args.save is not None:
-        save_checkpoint(args.save, {"model": model.state_dict(), "config": config_to_dict(cfg),
-                                    "step": progress.step})  # fmt: skip
+        state = {"model": setup.model.state_dict(), "config": config_to_dict(cfg),
+                 "step": progress.step}  # fmt: skip
+        save_checkpoint(args.save, state)
     print(f"# {args.label}: {progress.step} steps, {time.perf_counter() - started:.0f} s wall",
           flush=True)  # fmt: skip
 

@@ -164,9 +164,20 @@ def recipe(checkpoint: Path) -> list[str]:
         "term, 0 in its configs), flat depth init "
         f"{'on' if model.get('flat_depth_init', False) else 'off'} (not in the paper: the depth "
         "network's last convolution starts at zero; see `ModelConfig.flat_depth_init`), "
-        f"network arithmetic {train.get('precision', 'fp32')} (`TrainConfig.precision`).",
+        f"network arithmetic {train.get('precision', 'fp32')} (`TrainConfig.precision`), "
+        f"{weights(train.get('ema_decay', 0.0))}.",
         "",
     ]
+
+
+def weights(ema_decay: float) -> str:
+    """Which weights a row is evaluated with."""
+    if ema_decay <= 0:
+        return "evaluated with the last step's weights"
+    return (
+        f"evaluated with a moving average of the weights (decay {ema_decay}, about the last "
+        f"{round(1 / (1 - ema_decay))} steps; not in the paper, see `TrainConfig.ema_decay`)"
+    )
 
 
 def training_summary(checkpoint: Path) -> str:

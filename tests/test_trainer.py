@@ -35,6 +35,13 @@ def _cfg(*extra: str) -> ExperimentConfig:
     return apply_overrides(ExperimentConfig(name="t"), [*TINY, *extra])
 
 
+def _setup(cfg: ExperimentConfig) -> trainer.TrainingSetup:
+    train_loader, val_loader = api._loaders(cfg)
+    model = api.build_model(cfg)
+    return trainer.TrainingSetup(model, None, build_optimizer(model, cfg.train), train_loader,
+                                 val_loader, cfg.train, cfg.loss, torch.device("cpu"))  # fmt: skip
+
+
 def _weights(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "last.pt")["model"]
 
@@ -136,6 +143,45 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     resumed = api.train(_cfg("train.max_steps=5"), run_dir=tmp_path / "b", device="cpu")
     a, b = _weights(straight), _weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_weight_average_is_checkpointed_loaded_and_resumed(tmp_path):
+    straight = api.train(_cfg("train.max_steps=5", "train.ema_decay=0.5"), run_dir=tmp_path / "a",
+                         device="cpu")  # fmt: skip
+    state = load_checkpoint(straight / "checkpoints" / "last.pt")
+    assert state["ema_updates"] == 5 and state["model_ema"].keys() == state["model"].keys()
+    assert not all(torch.equal(v, state["model_ema"][k]) for k, v in state["model"].items())
+    model, _ = api.load_model(straight / "checkpoints" / "last.pt", device="cpu")
+    assert all(torch.equal(state["model_ema"][k], v) for k, v in model.state_dict().items())
+    api.train(_cfg("train.max_steps=3", "train.ema_decay=0.5"), run_dir=tmp_path / "b",
+              device="cpu")  # fmt: skip
+    resumed = api.train(_cfg("train.max_steps=5", "train.ema_decay=0.5"), run_dir=tmp_path / "b",
+                        device="cpu")  # fmt: skip
+    again = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert again["ema_updates"] == 5
+    assert all(torch.equal(state["model_ema"][k], again["model_ema"][k]) for k in again["model"])
+
+
+def test_validation_scores_the_averaged_weights(tmp_path):
+    cfg = _cfg("train.max_steps=4", "train.ema_decay=0.5")
+    run = api.train(cfg, run_dir=tmp_path, device="cpu")
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    setup = _setup(cfg)
+    setup.model.load_state_dict(state["model"])
+    setup.average = trainer.WeightAverage(setup.model, 0.5)
+    setup.average.restore(state["model_ema"], state["ema_updates"])
+    averaged = trainer.validate(setup, epoch=0)
+    assert all(torch.equal(v, state["model"][k]) for k, v in setup.model.state_dict().items())
+    setup.average = None
+    trained = trainer.validate(setup, epoch=0)
+    setup.model.load_state_dict(state["model_ema"])
+    assert trainer.validate(setup, epoch=0) == pytest.approx(averaged)
+    assert trained["total"] != pytest.approx(averaged["total"])
+
+
+def test_bad_weight_average_decay_is_a_config_error():
+    with pytest.raises(ConfigError, match="ema_decay"):
+        _cfg("train.ema_decay=1.0")
 
 
 def test_resume_refuses_a_different_model(tmp_path):

@@ -26,6 +26,7 @@ from unsup3d_cli.config import (
     dump_config,
 )
 from unsup3d_cli.data import DataError, build_dataset, make_loader
+from unsup3d_cli.engine.averaging import WeightAverage
 from unsup3d_cli.engine.checkpoint import CheckpointError, load_checkpoint
 from unsup3d_cli.engine.trainer import (
     Progress,
@@ -230,6 +231,7 @@ def train(
         loss_cfg=cfg.loss,
         device=target,
         config_dict=config_to_dict(cfg),
+        average=WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None,
     )
     state = _prepare_run_dir(cfg, paths, resume)
     progress = restore_state(setup, state) if state is not None else Progress()
@@ -260,6 +262,9 @@ def load_model(
 ) -> tuple[Unsup3D, ExperimentConfig]:
     """Rebuild a trained model from a checkpoint, with the config stored inside it.
 
+    A checkpoint of a run that kept a moving average of its weights (``train.ema_decay``)
+    gives the averaged weights.
+
     Args:
         checkpoint: a ``.pt`` file written by ``unsup3d train``.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
@@ -279,7 +284,7 @@ def load_model(
     try:
         cfg = config_from_dict(state["config"])
         model = build_model(cfg)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state.get("model_ema", state["model"]))
     except (KeyError, ConfigError, RuntimeError) as err:
         detail = " ".join(str(err).split())[:200]
         raise CheckpointError(f"{checkpoint}: not a usable unsup3d checkpoint ({detail})") from err
