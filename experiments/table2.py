@@ -156,7 +156,8 @@ def recipe(checkpoint: Path) -> list[str]:
     model, loss, train = cfg["model"], cfg["loss"], cfg["train"]
     return [
         "Our row's recipe (from its checkpoint): networks of width "
-        f"{model['width']} (the paper: 64), batch {train['batch_size']}, lr {train['lr']}, "
+        f"{model['width']} (the paper: 64), batch {train['batch_size']}, lr {train['lr']}"
+        f"{decay(train.get('lr_decay_fraction', 0.0))}, "
         f"perceptual weights `{loss['perceptual_weights']}`, λ_flip {loss['lam_flip']}, "
         f"view-centre prior λ {loss.get('lam_view_centre', 0.0)} (not in the paper: it keeps "
         "the batch-mean predicted rotation at zero; see `LossConfig.lam_view_centre`), "
@@ -168,6 +169,16 @@ def recipe(checkpoint: Path) -> list[str]:
         f"{weights(train.get('ema_decay', 0.0))}.",
         "",
     ]
+
+
+def decay(fraction: float) -> str:
+    """How the learning rate ends a run."""
+    if fraction <= 0:
+        return " (constant, as in the paper)"
+    return (
+        f" falling linearly to 0 over the last {fraction:.0%} of the run (not in the paper; "
+        "see `TrainConfig.lr_decay_fraction`)"
+    )
 
 
 def weights(ema_decay: float) -> str:
