@@ -165,6 +165,8 @@ def build(args: argparse.Namespace, cfg) -> tuple[TrainingSetup, Progress, dict]
     model = api.build_model(cfg)
     model.set_precision(cfg.train.precision)
     features = api.load_perceptual(cfg.loss.perceptual_weights)
+    if features is not None:
+        features.set_precision(cfg.train.precision)
     setup = TrainingSetup(model, features, build_optimizer(model, cfg.train), train_loader, None,
                           cfg.train, cfg.loss, torch.device("cpu"))  # fmt: skip
     progress = Progress()

@@ -109,11 +109,21 @@ def test_bf16_training_runs_the_networks_in_bfloat16(tmp_path):
         )
         return model
 
-    cfg = _cfg("train.precision=bf16", "train.num_epochs=1")
+    original_features = api.load_perceptual
+
+    def spy_features(spec):
+        features = original_features(spec)
+        features.layers[0].register_forward_hook(
+            lambda module, inputs, output: seen.append(output.dtype)
+        )
+        return features
+
+    cfg = _cfg("train.precision=bf16", "train.num_epochs=1", "loss.perceptual_weights=random")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(api, "build_model", spy)
+        patch.setattr(api, "load_perceptual", spy_features)
         run = api.train(cfg, run_dir=tmp_path / "run", device="cpu", resume=False)
-    assert seen and set(seen) == {torch.bfloat16}
+    assert len(seen) > 2 and set(seen) == {torch.bfloat16}  # depth network and VGG16
     assert all(w.dtype == torch.float32 for w in _weights(run).values() if w.is_floating_point())
 
 

@@ -221,6 +221,8 @@ def train(
     model = build_model(cfg).to(target)
     model.set_precision(cfg.train.precision)
     features = load_perceptual(cfg.loss.perceptual_weights)
+    if features is not None:
+        features.set_precision(cfg.train.precision)
     setup = TrainingSetup(
         model=model,
         features=features.to(target) if features is not None else None,

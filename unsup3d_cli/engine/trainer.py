@@ -77,8 +77,9 @@ class TrainConfig:
     tensorboard: bool = True
     """Write tensorboard event files under <run_dir>/tb."""
     precision: str = "fp32"
-    """'fp32', or 'bf16': the networks' forward and backward under bfloat16 autocast (weights,
-    optimizer, decoding, rendering and losses stay float32). About 1.3× faster steps on CPUs
+    """'fp32', or 'bf16': the networks' forward and backward, and the VGG16 features of the
+    perceptual term, under bfloat16 autocast (weights, optimizer, decoding, rendering and losses
+    stay float32). About 1.3× faster steps on CPUs
     with native bfloat16 (AVX512-BF16, AMX); slower on others."""
 
     def __post_init__(self) -> None:
