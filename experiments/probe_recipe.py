@@ -39,6 +39,7 @@ from unsup3d_cli.engine.trainer import (  # noqa: E402
     TrainingSetup,
     build_optimizer,
     learning_rate,
+    load_optimizer_state,
     train_step,
 )
 from unsup3d_cli.evaluate import predict_view_depth  # noqa: E402
@@ -173,7 +174,7 @@ def build(args: argparse.Namespace, cfg) -> tuple[TrainingSetup, Progress, dict]
     if args.resume is not None:
         state = load_checkpoint(args.resume)
         model.load_state_dict(state["model"])
-        setup.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(setup.optimizer, state["optimizer"], cfg.train)
         progress.step = state["step"]
     averages = {f"{args.label}@ema{d}": WeightAverage(model, float(d))
                 for d in args.ema.split(",") if d}  # fmt: skip

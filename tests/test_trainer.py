@@ -155,6 +155,33 @@ def test_resume_continues_exactly_where_it_stopped(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_resume_takes_the_optimizer_settings_of_the_new_config(tmp_path):
+    api.train(_cfg("train.max_steps=2"), run_dir=tmp_path, device="cpu")
+    saved = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["optimizer"]
+    assert saved["param_groups"][0]["weight_decay"] == 5e-4
+    changed = ("train.max_steps=3", "train.weight_decay=0", "train.betas=[0.5,0.9]")
+    api.train(_cfg(*changed), run_dir=tmp_path, device="cpu")
+    resumed = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["optimizer"]
+    for group in resumed["param_groups"]:
+        assert group["weight_decay"] == 0 and tuple(group["betas"]) == (0.5, 0.9)
+
+
+def test_load_optimizer_state_keeps_the_moments_and_the_configs_settings():
+    cfg = _cfg()
+    model = api.build_model(cfg)
+    optimizer = build_optimizer(model, cfg.train)
+    terms, _, _ = compute_loss(model, None, torch.rand(2, 3, 64, 64), LossConfig(), epoch=0)
+    terms.total.backward()
+    optimizer.step()
+    new_cfg = _cfg("train.weight_decay=0.01", "train.lr=0.003").train
+    fresh = build_optimizer(model, cfg.train)
+    trainer.load_optimizer_state(fresh, optimizer.state_dict(), new_cfg)
+    group = fresh.param_groups[0]
+    assert (group["weight_decay"], group["lr"]) == (0.01, 0.003)
+    first = next(p for p in model.parameters() if p.requires_grad)
+    assert torch.equal(fresh.state[first]["exp_avg"], optimizer.state[first]["exp_avg"])
+
+
 def test_weight_average_is_checkpointed_loaded_and_resumed(tmp_path):
     straight = api.train(_cfg("train.max_steps=5", "train.ema_decay=0.5"), run_dir=tmp_path / "a",
                          device="cpu")  # fmt: skip

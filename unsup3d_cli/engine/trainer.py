@@ -169,6 +169,20 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, state: dict[str, Any], cfg: TrainConfig
+) -> None:
+    """Load a checkpoint's optimizer state, keeping the hyperparameters of ``cfg``.
+
+    ``Optimizer.load_state_dict`` also restores each group's betas and weight decay as they
+    were saved, so a run resumed with a changed ``train.weight_decay`` or ``train.betas``
+    would silently keep the old values; the moments (Adam's state) are what resuming needs.
+    """
+    optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        group.update(lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+
+
 def run_fraction(cfg: TrainConfig, progress: Progress, batches_per_epoch: int) -> float:
     """How far through its budget a run is, in [0, 1]: the nearest of its limits.
 
@@ -288,7 +302,7 @@ def checkpoint_state(setup: TrainingSetup, progress: Progress) -> dict[str, Any]
 def restore_state(setup: TrainingSetup, state: dict[str, Any]) -> Progress:
     """Load model, optimizer and RNG state from a checkpoint; return where to resume."""
     setup.model.load_state_dict(state["model"])
-    setup.optimizer.load_state_dict(state["optimizer"])
+    load_optimizer_state(setup.optimizer, state["optimizer"], setup.train_cfg)
     if setup.average is not None:
         if "model_ema" in state:
             setup.average.restore(state["model_ema"], state["ema_updates"])
