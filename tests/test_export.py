@@ -485,23 +485,13 @@ def test_checkpoint_runs_reconstruct_into_a_temporary_folder(
     assert [e.name for e in exported] == ["a", "b"]
     ((checkpoint, inputs, work_dir, kwargs),) = calls
     assert checkpoint == tmp_path / "m.pt" and inputs == images
-    assert kwargs == {"device": "cpu", "force": True}
+    assert kwargs == {"device": "cpu", "force": True, "detect_faces": None, "preset": None}
     assert not Path(work_dir).exists()  # the temporary folder is gone
     _, n_faces = expected_counts(bump_depth(), 0.1 * (DEPTH_RANGE[1] - DEPTH_RANGE[0]))
     assert len(load_mesh(tmp_path / "out" / "a.glb").faces) == n_faces
 
 
-def test_checkpoint_without_reconstruct_is_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delattr(api, "reconstruct", raising=False)
-    with pytest.raises(ExportError, match="m.pt"):
-        api.export_meshes([tmp_path], tmp_path / "out", checkpoint=tmp_path / "m.pt")
-
-
 def test_cli_checkpoint_end_to_end(tiny_checkpoint: Path, tmp_path: Path) -> None:
-    if not hasattr(api, "reconstruct"):
-        pytest.skip("api.reconstruct is not available yet")
     images = tmp_path / "photos"
     images.mkdir()
     rng = np.random.default_rng(0)

@@ -44,6 +44,7 @@ LAYER_RANK: dict[str, int] = {
     "gallery": 4,
     "synth_dataset": 4,
     "config": 5,
+    "pretrained": 5,
     "api": 6,
     "cli": 7,
     "__main__": 7,

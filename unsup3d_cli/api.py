@@ -7,6 +7,7 @@ raises :class:`ConfigError`, :class:`DataError`, :class:`CheckpointError` or
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import shutil
@@ -21,7 +22,6 @@ from torch import nn
 from unsup3d_cli.config import (
     ConfigError,
     ExperimentConfig,
-    config_from_dict,
     config_to_dict,
     dump_config,
 )
@@ -41,6 +41,14 @@ from unsup3d_cli.engine.trainer import (
 from unsup3d_cli.export import ExportedMesh, ExportError, MeshOptions, export_folders, find_records
 from unsup3d_cli.losses import VGGFeatures
 from unsup3d_cli.model import PRECISIONS, Unsup3D, has_native_bfloat16
+from unsup3d_cli.pretrained import (
+    ORIGINAL_FORMAT,
+    LoadedWeights,
+    build_model,
+    convert_checkpoint,
+    load_into,
+    load_weights,
+)
 from unsup3d_cli.render import Renderer
 
 __all__ = [
@@ -50,6 +58,7 @@ __all__ = [
     "TrainingError",
     "TrainingInterrupted",
     "build_model",
+    "convert_checkpoint",
     "load_model",
     "load_perceptual",
     "resolve_device",
@@ -85,14 +94,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def build_model(cfg: ExperimentConfig) -> Unsup3D:
-    """The model, with its renderer, as configured (randomly initialised)."""
-    try:
-        return Unsup3D(cfg.model, Renderer(cfg.renderer))
-    except ValueError as err:
-        raise ConfigError(f"model: {err}") from err
 
 
 def load_perceptual(spec: str) -> nn.Module | None:
@@ -200,7 +201,11 @@ def _loaders(cfg: ExperimentConfig) -> tuple:
 
 
 def train(
-    cfg: ExperimentConfig, run_dir: Path | None = None, device: str = "auto", resume: bool = True
+    cfg: ExperimentConfig,
+    run_dir: Path | None = None,
+    device: str = "auto",
+    resume: bool = True,
+    init_from: Path | str | None = None,
 ) -> Path:
     """Train a model as configured; resumes from ``<run_dir>/checkpoints/last.pt`` if present.
 
@@ -209,6 +214,8 @@ def train(
         run_dir: output folder; default ``runs/<name>/<timestamp>/``.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
         resume: continue from the folder's last checkpoint; if False, start over in it.
+        init_from: start from the weights of this checkpoint (ours or the original's) instead
+            of a random init; the optimizer starts afresh. Ignored when resuming.
 
     Returns:
         The run folder.
@@ -218,7 +225,13 @@ def train(
     seed_everything(cfg.train.seed)
     _check_supervision(cfg)
     train_loader, val_loader = _loaders(cfg)
-    model = build_model(cfg).to(target)
+    model = build_model(cfg)
+    state = _prepare_run_dir(cfg, paths, resume)
+    if init_from is not None and state is None:
+        initialise_from(model, init_from)
+    elif init_from is not None:
+        log.warning("--init-from %s ignored: resuming the run in %s", init_from, paths.root)
+    model = model.to(target)
     model.set_precision(cfg.train.precision)
     features = load_perceptual(cfg.loss.perceptual_weights)
     if features is not None:
@@ -235,7 +248,6 @@ def train(
         config_dict=config_to_dict(cfg),
         average=WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None,
     )
-    state = _prepare_run_dir(cfg, paths, resume)
     progress = restore_state(setup, state) if state is not None else Progress()
     if state is not None:
         log.info("resuming %s at step %d (epoch %d)", paths.root, progress.step, progress.epoch)
@@ -259,39 +271,86 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def load_model(
-    checkpoint: Path | str, device: str = "auto", precision: str = "fp32"
-) -> tuple[Unsup3D, ExperimentConfig]:
-    """Rebuild a trained model from a checkpoint, with the config stored inside it.
+def initialise_from(model: Unsup3D, checkpoint: Path | str) -> LoadedWeights:
+    """Load a checkpoint's weights (ours or the original's) into a model built for training.
 
-    A checkpoint of a run that kept a moving average of its weights (``train.ema_decay``)
-    gives the averaged weights.
+    The training config decides the architecture and ranges; the checkpoint must have a
+    weight of the same shape for every parameter. Where the checkpoint's own model settings
+    differ from the training config's (say, the depth range), a warning names them.
+
+    Raises:
+        CheckpointError: an unusable checkpoint, or weights that do not fit the model.
+    """
+    loaded = load_weights(checkpoint)
+    load_into(model, loaded, f"--init-from {checkpoint}")
+    differ = [
+        f.name
+        for f in dataclasses.fields(model.cfg)
+        if getattr(model.cfg, f.name) != getattr(loaded.config.model, f.name)
+    ]
+    if differ:
+        log.warning(
+            "--init-from %s: the training config's model.%s differ from the checkpoint's",
+            checkpoint, ", model.".join(differ),
+        )  # fmt: skip
+    log.info("initialised from %s (%s)", checkpoint, loaded.source_format)
+    return loaded
+
+
+def load_model(
+    checkpoint: Path | str,
+    device: str = "auto",
+    precision: str = "fp32",
+    preset: str | None = None,
+) -> tuple[Unsup3D, ExperimentConfig]:
+    """Rebuild a trained model from a checkpoint: ours, or the original Unsup3D's.
+
+    Ours carry their config; an original checkpoint (``netD``, ``netA``, ``netL``, ``netV``,
+    optional ``netC``) takes the ranges of a preset (:mod:`unsup3d_cli.pretrained`). A
+    checkpoint of a run that kept a moving average of its weights gives the averaged weights.
 
     Args:
-        checkpoint: a ``.pt`` file written by ``unsup3d train``.
+        checkpoint: a ``.pt`` file written by ``unsup3d train`` or ``unsup3d convert``, or an
+            original ``checkpointNNN.pth``.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
         precision: the networks' arithmetic, 'fp32' or 'bf16' (:meth:`Unsup3D.set_precision`),
             or 'auto': 'bf16' where the device has native bfloat16, else 'fp32'.
+        preset: the original checkpoint's settings ('celeba' when None, the original demo's);
+            ignored for our checkpoints.
 
     Returns:
         The model in eval mode on the device, and the experiment config it was trained with.
 
     Raises:
-        CheckpointError: the file is missing, unreadable, not ours or inconsistent.
-        ConfigError: an unknown precision.
+        CheckpointError: the file is missing, unreadable, would need code to load, or is
+            neither format.
+        ConfigError: an unknown precision or preset.
     """
+    model, loaded = _load_model(checkpoint, device, precision, preset)
+    return model, loaded.config
+
+
+def _load_model(
+    checkpoint: Path | str, device: str, precision: str, preset: str | None
+) -> tuple[Unsup3D, LoadedWeights]:
     target = resolve_device(device)
     precision = resolve_precision(precision, target)
-    state = load_checkpoint(checkpoint, map_location="cpu")
-    try:
-        cfg = config_from_dict(state["config"])
-        model = build_model(cfg)
-        model.load_state_dict(state.get("model_ema", state["model"]))
-    except (KeyError, ConfigError, RuntimeError) as err:
-        detail = " ".join(str(err).split())[:200]
-        raise CheckpointError(f"{checkpoint}: not a usable unsup3d checkpoint ({detail})") from err
+    loaded = load_weights(checkpoint, preset)
+    model = build_model(loaded.config)
+    load_into(model, loaded, str(checkpoint))
     model.set_precision(precision)
-    return model.to(target).eval(), cfg
+    return model.to(target).eval(), loaded
+
+
+def describe_weights(loaded: LoadedWeights) -> list[str]:
+    """One-line notes on where a model's weights came from, for reports (none for ours)."""
+    if loaded.source_format != ORIGINAL_FORMAT:
+        return []
+    notes = [f"{loaded.info['file']}: original Unsup3D checkpoint, read with the "
+             f"'{loaded.preset}' preset (change it with --preset)"]  # fmt: skip
+    if "note" in loaded.info:
+        notes.append(f"{loaded.info['file']}: {loaded.info['note']}")
+    return notes
 
 
 # --- export (issue 3 §2) ----------------------------------------------------------------------
@@ -307,6 +366,7 @@ def export_meshes(
     device: str = "auto",
     detect_faces: bool | None = None,
     force: bool = False,
+    preset: str | None = None,
 ) -> list[ExportedMesh]:
     """Write textured meshes (OBJ + MTL + PNG, PLY, GLB) of reconstructions.
 
@@ -321,6 +381,7 @@ def export_meshes(
         device: 'auto', 'cpu', 'cuda' or 'cuda:N' (only with ``checkpoint``).
         detect_faces: face cropping for the reconstruction (None: the reconstruct default).
         force: overwrite existing output files.
+        preset: settings of an original Unsup3D ``checkpoint`` (see :func:`load_model`).
 
     Returns:
         One :class:`unsup3d_cli.export.ExportedMesh` per reconstruction.
@@ -334,7 +395,9 @@ def export_meshes(
     if checkpoint is None:
         return export_folders(find_records(sources), out_dir, formats, options, force)
     with tempfile.TemporaryDirectory(prefix="unsup3d-export-") as tmp:
-        folders = _reconstruct_for_export(checkpoint, sources, Path(tmp), device, detect_faces)
+        folders = _reconstruct_for_export(
+            checkpoint, sources, Path(tmp), device, detect_faces, preset
+        )
         return export_folders(folders, out_dir, formats, options, force)
 
 
@@ -344,16 +407,11 @@ def _reconstruct_for_export(
     work_dir: Path,
     device: str,
     detect_faces: bool | None,
+    preset: str | None,
 ) -> list[Path]:
-    """Run ``reconstruct`` (appended to this module by the reconstruct work) into ``work_dir``."""
-    run = globals().get("reconstruct")
-    if run is None:
-        raise ExportError(
-            f"{checkpoint}: --checkpoint needs 'unsup3d reconstruct', which this version lacks; "
-            "export a reconstruct output folder instead"
-        )
-    extra = {} if detect_faces is None else {"detect_faces": detect_faces}
-    run(checkpoint, [Path(p) for p in inputs], work_dir, device=device, force=True, **extra)
+    """Run :func:`reconstruct` into ``work_dir``; the folders of its reconstructions."""
+    reconstruct(checkpoint, [Path(p) for p in inputs], work_dir, detect_faces=detect_faces,
+                device=device, force=True, preset=preset)  # fmt: skip
     try:
         return find_records([work_dir])
     except ExportError:
@@ -387,18 +445,23 @@ def _config_digest(cfg: ExperimentConfig) -> str:
 
 
 def _model_candidates(
-    checkpoints: list[Path], device: str, refine_steps: int, precision: str
+    checkpoints: list[Path], device: str, refine_steps: int, precision: str, preset: str | None
 ) -> tuple[list, list[ExperimentConfig]]:
     from unsup3d_cli.evaluate import Candidate, model_predictor
 
     candidates, configs, seen = [], [], {}
     for path in checkpoints:
-        model, cfg = load_model(path, device, precision)
+        model, loaded = _load_model(path, device, precision, preset)
+        cfg = loaded.config
+        for note in describe_weights(loaded):
+            log.warning("%s", note)
         name = cfg.name if cfg.name not in seen else f"{cfg.name}#{seen[cfg.name] + 1}"
         seen[cfg.name] = seen.get(cfg.name, 0) + 1
         if refine_steps > 0:
             name = f"{name} +refine{refine_steps}"
         info = {"config_digest": _config_digest(cfg), "config_name": cfg.name}
+        if loaded.source_format == ORIGINAL_FORMAT:
+            info.update(checkpoint_format=ORIGINAL_FORMAT, preset=loaded.preset)
         predict = model_predictor(model, refine_steps)
         candidates.append(Candidate(name, predict, model.renderer, str(path), info))
         configs.append(cfg)
@@ -449,6 +512,7 @@ def evaluate(
     num_workers: int = 0,
     seed: int = 0,
     precision: str = "fp32",
+    preset: str | None = None,
 ):
     """Score checkpoints and baselines on a paired test split with the paper's protocol.
 
@@ -469,6 +533,7 @@ def evaluate(
         num_workers: data loader worker processes.
         seed: seed of the perturbations.
         precision: the networks' arithmetic, 'fp32', 'bf16' or 'auto' (see :func:`load_model`).
+        preset: settings of original Unsup3D checkpoints (see :func:`load_model`).
 
     Returns:
         The :class:`~unsup3d_cli.evaluate.EvalReport`.
@@ -495,7 +560,7 @@ def evaluate(
     if refine_steps > 0:
         _require_refine()
     candidates, configs = _model_candidates([Path(c) for c in checkpoints], str(target),
-                                            refine_steps, precision)  # fmt: skip
+                                            refine_steps, precision, preset)  # fmt: skip
     image_size = configs[0].data.image_size if configs else 64
     try:
         cfg = EvalConfig(
@@ -548,6 +613,7 @@ def reconstruct(
     num_workers: int | None = None,
     threads: int | None = None,
     precision: str = AUTO_PRECISION,
+    preset: str | None = None,
 ):
     """Reconstruct photos into per-image folders of maps, a gallery and a summary.
 
@@ -568,6 +634,7 @@ def reconstruct(
         num_workers: loader processes (None: automatic).
         threads: CPU threads of the model (None: torch's setting, every core by default).
         precision: the networks' arithmetic, 'fp32', 'bf16' or 'auto' (see :func:`load_model`).
+        preset: settings of an original Unsup3D checkpoint (see :func:`load_model`).
 
     Returns:
         The :class:`~unsup3d_cli.reconstruct.ReconstructSummary`.
@@ -580,7 +647,8 @@ def reconstruct(
     """
     from unsup3d_cli.reconstruct import ReconstructOptions, is_face_model, reconstruct_images
 
-    model, cfg = load_model(checkpoint, device, precision)
+    model, loaded = _load_model(checkpoint, device, precision, preset)
+    cfg = loaded.config
     try:
         options = ReconstructOptions(
             detect_faces=is_face_model(cfg) if detect_faces is None else detect_faces,
@@ -590,7 +658,8 @@ def reconstruct(
         )  # fmt: skip
     except ValueError as err:
         raise ConfigError(f"reconstruct: {err}") from err
-    return reconstruct_images(model, inputs, out_dir, options, str(checkpoint), cfg.renderer)
+    return reconstruct_images(model, inputs, out_dir, options, str(checkpoint), cfg.renderer,
+                              notes=describe_weights(loaded))  # fmt: skip
 
 
 def synthesize(

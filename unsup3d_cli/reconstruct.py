@@ -794,6 +794,7 @@ def reconstruct_images(
     options: ReconstructOptions,
     checkpoint: str = "",
     renderer_cfg: Any = None,
+    notes: Sequence[str] = (),
 ) -> ReconstructSummary:
     """Reconstruct every image among ``inputs`` into ``out_dir`` (see the module docstring).
 
@@ -804,6 +805,8 @@ def reconstruct_images(
         options: how to run.
         checkpoint: recorded in each result.json.
         renderer_cfg: the renderer settings, for result.json's camera (default: the model's).
+        notes: remarks about the model for the summary's warnings (e.g. which preset an
+            original checkpoint was read with).
 
     Returns:
         The :class:`ReconstructSummary`, also written to ``summary.json``.
@@ -823,7 +826,14 @@ def reconstruct_images(
     out_dir.mkdir(parents=True, exist_ok=True)
     todo, existing = _plan(paths, out_dir, options.force)
     run = _Run(out_dir, checkpoint, _camera(model, renderer_cfg), _depth_fields(model), skipped,
-               precision=model.precision)  # fmt: skip
+               notes=list(notes), precision=model.precision)  # fmt: skip
+    if model.confidence_net is None:
+        run.notes.append(
+            "the model has no confidence network (an original checkpoint without netC, or "
+            "model.use_confidence false): no confidence maps are written"
+        )
+    for note in run.notes:
+        log.warning("%s", note)
     for entry in skipped:
         log.warning("skipped %s: %s", entry.path, entry.reason)
     start = time.perf_counter()
@@ -847,6 +857,7 @@ def _depth_fields(model: Unsup3D) -> dict:
     return {
         "depth_range": [model.cfg.min_depth, model.cfg.max_depth],
         "border_depth": model.border_depth,
+        "confidence_maps": model.confidence_net is not None,
     }
 
 

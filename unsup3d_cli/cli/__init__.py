@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from unsup3d_cli import __version__
+from unsup3d_cli.cli.convert import convert_command
 from unsup3d_cli.cli.evaluate import eval_command
 from unsup3d_cli.cli.export import export_command
 from unsup3d_cli.cli.reconstruct import reconstruct_command
@@ -60,3 +61,4 @@ app.command("reconstruct")(reconstruct_command)
 app.command("export")(export_command)
 app.command("eval")(eval_command)
 app.command("synth")(synth_command)
+app.command("convert")(convert_command)

@@ -60,3 +60,11 @@ def check_device(device: str) -> None:
         resolve_device(device)
     except ValueError as exc:
         raise fail(f"--device {device}: {exc}") from None
+
+
+def check_preset(preset: str | None) -> None:
+    """Exit with a one-line ``--preset`` error unless it names a preset (None is fine)."""
+    from unsup3d_cli.pretrained import PRESET_NAMES
+
+    if preset is not None and preset not in PRESET_NAMES:
+        raise fail(f"--preset {preset!r}: use one of {', '.join(PRESET_NAMES)}")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from unsup3d_cli.cli.errors import check_device, fail, user_errors
-from unsup3d_cli.cli.options import DeviceOption, PrecisionOption
+from unsup3d_cli.cli.errors import check_device, check_preset, fail, user_errors
+from unsup3d_cli.cli.options import DeviceOption, PrecisionOption, PresetOption
 
 PERTURBATION_CHOICES = ("L1", "L2", "L3", "asym")
 BASELINE_CHOICES = ("const", "avg-gt")
@@ -18,7 +18,8 @@ CheckpointsOption = Annotated[
     typer.Option(
         "--checkpoint",
         metavar="CKPT",
-        help="Checkpoint written by 'unsup3d train' (repeatable; one table row each).",
+        help="Checkpoint written by 'unsup3d train' or 'unsup3d convert', or an original "
+        "Unsup3D checkpoint (see --preset); repeatable, one table row each.",
         dir_okay=False,
         show_default=False,
     ),
@@ -142,6 +143,7 @@ def eval_command(
     num_workers: WorkersOption = 0,
     seed: SeedOption = 0,
     precision: PrecisionOption = "fp32",
+    preset: PresetOption = None,
 ) -> None:
     """Score checkpoints and baselines on a test split: SIDE, MAD and viewpoint (paper §7.1)."""
     checkpoints, baselines = list(checkpoint or []), list(baseline or [])
@@ -155,12 +157,14 @@ def eval_command(
     from unsup3d_cli import api
 
     check_device(device)
+    check_preset(preset)
     out = out or default_out(checkpoints, occlusion, refine)
     with user_errors():
         report = api.evaluate(
             data, checkpoints, baselines, train_data=train_data, out=out, markdown=markdown,
             perturbation=occlusion, refine_steps=refine, batch_size=batch_size, device=device,
             crop=crop_value, num_workers=num_workers, seed=seed, precision=precision,
+            preset=preset,
         )  # fmt: skip
     print_table(report)
     for label, path in (("JSON", out), ("Markdown", markdown)):

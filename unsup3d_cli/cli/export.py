@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from unsup3d_cli.cli.errors import fail, user_errors
-from unsup3d_cli.cli.options import DeviceOption
+from unsup3d_cli.cli.errors import check_preset, fail, user_errors
+from unsup3d_cli.cli.options import DeviceOption, PresetOption
 
 SourcesArg = Annotated[
     list[Path],
@@ -110,6 +110,7 @@ def export_command(
     device: DeviceOption = "auto",
     detect_faces: DetectFacesOption = None,
     force: ForceOption = False,
+    preset: PresetOption = None,
 ) -> None:
     """Turn reconstructed depth maps into textured meshes (axes: y up, z toward the viewer)."""
     from unsup3d_cli import api
@@ -129,9 +130,10 @@ def export_command(
             api.resolve_device(device)
     except ValueError as exc:
         raise fail(exc) from None
+    check_preset(preset)
     with user_errors():
         exported = api.export_meshes(
             sources, out, formats=formats, options=options, checkpoint=checkpoint,
-            device=device, detect_faces=detect_faces, force=force,
+            device=device, detect_faces=detect_faces, force=force, preset=preset,
         )  # fmt: skip
     typer.echo(f"Wrote {len(exported)} mesh(es) as {', '.join(formats)} to {out}")

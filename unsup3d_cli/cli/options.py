@@ -67,3 +67,15 @@ PrecisionOption = Annotated[
         "bf16 where the device has native bfloat16, else fp32.",
     ),
 ]
+PresetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--preset",
+        metavar="celeba|cat|synface|syncar",
+        help="For a checkpoint of the original Unsup3D code (netD/netA/netL/netV/netC weights, "
+        "e.g. pretrained_celeba/checkpoint030.pth): the settings it was trained with (depth, "
+        "rotation and translation ranges, border depth, crop). Default: celeba. Our own "
+        "checkpoints carry their settings and ignore it.",
+        show_default=False,
+    ),
+]

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from unsup3d_cli.cli.errors import check_device, user_errors
-from unsup3d_cli.cli.options import DeviceOption, PrecisionOption
+from unsup3d_cli.cli.errors import check_device, check_preset, user_errors
+from unsup3d_cli.cli.options import DeviceOption, PrecisionOption, PresetOption
 
 if TYPE_CHECKING:
     from unsup3d_cli.reconstruct import ReconstructSummary
@@ -28,8 +28,9 @@ CheckpointOption = Annotated[
     Path,
     typer.Option(
         "--checkpoint",
-        help="Checkpoint written by 'unsup3d train' (e.g. runs/NAME/TIME/checkpoints/last.pt); "
-        "the model is rebuilt from the config stored in it.",
+        help="Checkpoint written by 'unsup3d train' or 'unsup3d convert' (e.g. "
+        "runs/NAME/TIME/checkpoints/last.pt; the model is rebuilt from the config stored in "
+        "it), or an original Unsup3D checkpoint (see --preset).",
         show_default=False,
     ),
 ]
@@ -106,16 +107,19 @@ def reconstruct_command(
     strict: StrictOption = False,
     threads: ThreadsOption = None,
     precision: PrecisionOption = "auto",
+    preset: PresetOption = None,
 ) -> None:
     """Reconstruct photos: depth, normals, albedo, light, relit views and an HTML gallery."""
     from unsup3d_cli import api
 
     check_device(device)
+    check_preset(preset)
     with user_errors():
         summary = api.reconstruct(
             checkpoint, inputs, out, detect_faces=detect_faces, batch_size=batch_size,
             device=device, refine_steps=refine, refine_residuals=refine_residuals,
             animate=animate, force=force, strict=strict, threads=threads, precision=precision,
+            preset=preset,
         )  # fmt: skip
     _report(summary)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 from unsup3d_cli.cli.errors import check_device, user_errors
@@ -13,6 +16,20 @@ from unsup3d_cli.cli.options import (
     SetOption,
 )
 
+InitFromOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--init-from",
+        metavar="CKPT",
+        help="Start from the weights of this checkpoint (an unsup3d one, or an original "
+        "Unsup3D checkpointNNN.pth) instead of a random init, to fine-tune; the optimizer "
+        "starts afresh. The config decides the architecture, which must match. Ignored when "
+        "resuming.",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+
 
 def train_command(
     config: ConfigOption,
@@ -20,6 +37,7 @@ def train_command(
     run_dir: RunDirOption = None,
     device: DeviceOption = "auto",
     resume: ResumeOption = True,
+    init_from: InitFromOption = None,
 ) -> None:
     """Train Unsup3D with a YAML config and write checkpoints and metrics to a run folder."""
     from unsup3d_cli import api
@@ -28,5 +46,5 @@ def train_command(
     check_device(device)
     with user_errors():
         cfg = load_config(config, overrides or ())
-        out = api.train(cfg, run_dir=run_dir, device=device, resume=resume)
+        out = api.train(cfg, run_dir=run_dir, device=device, resume=resume, init_from=init_from)
     typer.echo(f"Run directory: {out}")

@@ -6,8 +6,17 @@ Every network takes a 64×64 image in [-1, 1].
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def widen(x: Tensor) -> Tensor:
+    """``x`` as float32 if of a narrower float type (bfloat16 under autocast), else as is.
+
+    float64 stays float64, so double-precision checks run the same code.
+    """
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 class GroupNorm(nn.GroupNorm):
@@ -19,8 +28,8 @@ class GroupNorm(nn.GroupNorm):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        """Normalise ``x`` (B, C, H, W) in float32; the result is float32."""
-        return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps)
+        """Normalise ``x`` (B, C, H, W) in float32 (float64 stays float64)."""
+        return F.group_norm(widen(x), self.num_groups, self.weight, self.bias, self.eps)
 
 
 def _gn(channels: int) -> GroupNorm:

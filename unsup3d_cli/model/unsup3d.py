@@ -18,7 +18,7 @@ from unsup3d_cli.model.decomposition import (
     decode_view,
     fill_border,
 )
-from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder
+from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder, widen
 from unsup3d_cli.render import Renderer, lambertian_shading, sample_canonical
 
 
@@ -169,11 +169,11 @@ class Unsup3D(nn.Module):
             confidences = (None, None)
             if self.confidence_net is not None:
                 confidences = self.confidence_net(signed)
-        depth = decode_depth(raw_depth.float(), cfg.min_depth, cfg.max_depth)
-        albedo = (raw_albedo.float() + 1) / 2
+        depth = decode_depth(widen(raw_depth), cfg.min_depth, cfg.max_depth)
+        albedo = (widen(raw_albedo) + 1) / 2
         ambient, diffuse, light_direction = self._light(signed, raw_light)
         angles, translation = self._view(signed, raw_view)
-        confidence, perceptual_confidence = (c if c is None else c.float() for c in confidences)
+        confidence, perceptual_confidence = (c if c is None else widen(c) for c in confidences)
         return Decomposition(
             depth=fill_border(depth, self.border_depth),
             depth_unbordered=depth,
@@ -193,7 +193,7 @@ class Unsup3D(nn.Module):
             return zeros, zeros
         cfg = self.cfg
         return decode_view(
-            raw.float(),
+            widen(raw),
             cfg.rotation_range_deg,
             cfg.xy_translation_range,
             cfg.z_translation_range,
@@ -206,7 +206,7 @@ class Unsup3D(nn.Module):
             return ones, torch.zeros_like(ones), direction
         cfg = self.cfg
         return decode_light(
-            raw.float(),
+            widen(raw),
             (cfg.min_ambient, cfg.max_ambient),
             (cfg.min_diffuse, cfg.max_diffuse),
         )
