@@ -369,6 +369,7 @@ def test_a_hostile_checkpoint_runs_nothing(
     result = runner.invoke(app, command_args(command, ckpt, tmp_path))
     assert_one_line_error(result, str(ckpt), "refused to load", "open'")
     assert not marker.exists()
+    assert not (tmp_path / "r").exists()  # --init-from: refused before the run folder
 
 
 def test_a_payload_hidden_in_the_metrics_trace_state_runs_nothing(tmp_path: Path) -> None:

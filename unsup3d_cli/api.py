@@ -226,11 +226,11 @@ def train(
     _check_supervision(cfg)
     train_loader, val_loader = _loaders(cfg)
     model = build_model(cfg)
-    state = _prepare_run_dir(cfg, paths, resume)
-    if init_from is not None and state is None:
-        initialise_from(model, init_from)
-    elif init_from is not None:
+    if init_from is not None and resume and paths.last.is_file():
         log.warning("--init-from %s ignored: resuming the run in %s", init_from, paths.root)
+    elif init_from is not None:  # before the run folder is touched: a bad file leaves none
+        initialise_from(model, init_from)
+    state = _prepare_run_dir(cfg, paths, resume)
     model = model.to(target)
     model.set_precision(cfg.train.precision)
     features = load_perceptual(cfg.loss.perceptual_weights)
