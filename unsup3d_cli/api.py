@@ -28,6 +28,12 @@ from unsup3d_cli.config import (
 from unsup3d_cli.data import DataError, build_dataset, make_loader
 from unsup3d_cli.engine.averaging import WeightAverage
 from unsup3d_cli.engine.checkpoint import CheckpointError, load_checkpoint
+from unsup3d_cli.engine.distributed import (
+    DistributedError,
+    ProcessGroup,
+    init_distributed,
+    launch_from_env,
+)
 from unsup3d_cli.engine.trainer import (
     Progress,
     RunPaths,
@@ -40,7 +46,7 @@ from unsup3d_cli.engine.trainer import (
 )
 from unsup3d_cli.export import ExportedMesh, ExportError, MeshOptions, export_folders, find_records
 from unsup3d_cli.losses import VGGFeatures
-from unsup3d_cli.model import PRECISIONS, Unsup3D, has_native_bfloat16
+from unsup3d_cli.model import PRECISIONS, Decomposition, Unsup3D, has_native_bfloat16
 from unsup3d_cli.pretrained import (
     ORIGINAL_FORMAT,
     LoadedWeights,
@@ -143,15 +149,20 @@ def default_run_dir(cfg: ExperimentConfig, root: Path = Path("runs")) -> Path:
     return root / cfg.name / datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def _prepare_run_dir(cfg: ExperimentConfig, paths: RunPaths, resume: bool) -> dict | None:
-    """Create the run folder; return the checkpoint to resume from, if any.
+def _resume_state(cfg: ExperimentConfig, paths: RunPaths, resume: bool) -> dict | None:
+    """The checkpoint to resume from (every process reads it), or None to start afresh."""
+    if not (resume and paths.last.is_file()):
+        return None
+    state = load_checkpoint(paths.last)
+    _check_resumable(cfg, state, paths.last)
+    return state
+
+
+def _prepare_run_dir(paths: RunPaths, resume: bool) -> None:
+    """Create the run folder (the main process only).
 
     Without ``resume``, outputs of an earlier run in the same folder are removed first.
     """
-    if resume and paths.last.is_file():
-        state = load_checkpoint(paths.last)
-        _check_resumable(cfg, state, paths.last)
-        return state
     if not resume and paths.root.exists():
         stale = [p for p in (paths.checkpoints, paths.metrics, paths.tensorboard) if p.exists()]
         if stale:
@@ -159,7 +170,6 @@ def _prepare_run_dir(cfg: ExperimentConfig, paths: RunPaths, resume: bool) -> di
         for item in stale:
             shutil.rmtree(item) if item.is_dir() else item.unlink()
     paths.checkpoints.mkdir(parents=True, exist_ok=True)
-    return None
 
 
 def _check_resumable(cfg: ExperimentConfig, state: dict, path: Path) -> None:
@@ -181,23 +191,98 @@ def _check_supervision(cfg: ExperimentConfig) -> None:
         )
 
 
-def _loaders(cfg: ExperimentConfig) -> tuple:
+def _loaders(cfg: ExperimentConfig, group: ProcessGroup | None = None) -> tuple:
+    """Training and validation loaders; each process loads its shard of every batch."""
+    group = group or ProcessGroup()
+    common = dict(seed=cfg.train.seed, num_workers=cfg.data.num_workers, rank=group.launch.rank,
+                  world_size=group.world_size, pin_memory=group.device.type == "cuda")  # fmt: skip
     train_set = build_dataset(cfg.data, "train")
     train_loader = make_loader(
-        train_set, cfg.train.batch_size, shuffle=True, hflip=cfg.data.hflip,
-        seed=cfg.train.seed, num_workers=cfg.data.num_workers, drop_last=False,
-    )  # fmt: skip
+        train_set, cfg.train.batch_size, shuffle=True, hflip=cfg.data.hflip, **common
+    )
     if not cfg.train.validate:
         return train_loader, None
     try:
         val_set = build_dataset(cfg.data, "val")
     except DataError as err:
         raise DataError(f"{err} (or set train.validate=false)") from err
-    val_loader = make_loader(
-        val_set, cfg.train.batch_size, shuffle=False, hflip=False, seed=cfg.train.seed,
-        num_workers=cfg.data.num_workers,
-    )  # fmt: skip
+    val_loader = make_loader(val_set, cfg.train.batch_size, shuffle=False, hflip=False, **common)
     return train_loader, val_loader
+
+
+def start_processes(device: str) -> ProcessGroup:
+    """This process's device and process group: one plain process, or one of ``torchrun``'s.
+
+    Under ``torchrun`` each process uses ``cuda:LOCAL_RANK`` when the device is CUDA ('auto'
+    with a GPU, 'cuda' or 'cuda:N'), else the CPU, and joins the group (nccl or gloo).
+
+    Raises:
+        ConfigError: an unusable device, or a broken ``torchrun`` environment.
+    """
+    try:
+        launch = launch_from_env()
+        target = resolve_device(device)
+    except (DistributedError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    if launch.is_distributed and target.type == "cuda":
+        if launch.local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"local rank {launch.local_rank} has no GPU: this machine has "
+                f"{torch.cuda.device_count()}; start fewer processes per node"
+            )
+        target = torch.device("cuda", launch.local_rank)
+    if target.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed 64×64 shapes: pick the fastest kernels
+    return init_distributed(launch, target)
+
+
+def _check_batch(cfg: ExperimentConfig, group: ProcessGroup) -> None:
+    if cfg.train.batch_size % group.world_size:
+        raise ConfigError(
+            f"train.batch_size {cfg.train.batch_size} is the batch of all {group.world_size} "
+            f"processes together and must divide by {group.world_size}"
+        )
+
+
+class _TrainingForward(nn.Module):
+    """The model's forward as DDP sees it: the decomposition minus the unused outputs.
+
+    DDP finds the parameters that get no gradient from what the forward returns, so an output
+    that the objective leaves unused must not be returned.
+    """
+
+    def __init__(self, model: Unsup3D, drop_perceptual_confidence: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.drop_perceptual_confidence = drop_perceptual_confidence
+
+    def forward(self, image: torch.Tensor) -> Decomposition:
+        """The model's :class:`Decomposition` of ``image``, minus the unused outputs."""
+        decomp = self.model(image)
+        if self.drop_perceptual_confidence:
+            decomp = dataclasses.replace(decomp, perceptual_confidence=None)
+        return decomp
+
+
+def _ddp(model: Unsup3D, setup: TrainingSetup) -> nn.Module:
+    """The model's forward wrapped in ``DistributedDataParallel``.
+
+    The model's five networks hold every trained parameter; the frozen VGG16 is not part of
+    it. Without the perceptual term, the perceptual confidence head gets no gradient (as on
+    one process), and DDP is told to expect that.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    device = setup.device
+    unused = model.confidence_net is not None and (
+        setup.features is None or setup.loss_cfg.lam_perc == 0
+    )
+    return DistributedDataParallel(
+        _TrainingForward(model, unused),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        broadcast_buffers=False,
+        find_unused_parameters=unused,
+    )
 
 
 def train(
@@ -208,6 +293,10 @@ def train(
     init_from: Path | str | None = None,
 ) -> Path:
     """Train a model as configured; resumes from ``<run_dir>/checkpoints/last.pt`` if present.
+
+    Under ``torchrun`` every process runs this: each loads its shard of every batch of
+    ``train.batch_size`` (the batch of all processes together), the gradients are averaged
+    by DDP, and only the main process writes the run folder.
 
     Args:
         cfg: the resolved experiment config (saved as ``config.yaml`` and in checkpoints).
@@ -220,17 +309,40 @@ def train(
     Returns:
         The run folder.
     """
-    target = resolve_device(device)
-    paths = RunPaths(Path(run_dir) if run_dir is not None else default_run_dir(cfg))
+    group = start_processes(device)
+    try:
+        return _train(cfg, group, run_dir, resume, init_from)
+    finally:
+        group.close()
+
+
+def _train(
+    cfg: ExperimentConfig,
+    group: ProcessGroup,
+    run_dir: Path | None,
+    resume: bool,
+    init_from: Path | str | None,
+) -> Path:
+    target = group.device
+    _check_batch(cfg, group)
+    if not group.is_main:
+        logging.getLogger("unsup3d_cli").setLevel(logging.WARNING)  # one voice in the log
+    paths = RunPaths(
+        group.broadcast(Path(run_dir) if run_dir is not None else default_run_dir(cfg))
+    )
     seed_everything(cfg.train.seed)
     _check_supervision(cfg)
-    train_loader, val_loader = _loaders(cfg)
+    train_loader, val_loader = _loaders(cfg, group)
     model = build_model(cfg)
-    if init_from is not None and resume and paths.last.is_file():
+    state = _resume_state(cfg, paths, resume)  # every process reads the same file
+    if init_from is not None and state is not None:
         log.warning("--init-from %s ignored: resuming the run in %s", init_from, paths.root)
     elif init_from is not None:  # before the run folder is touched: a bad file leaves none
         initialise_from(model, init_from)
-    state = _prepare_run_dir(cfg, paths, resume)
+    group.barrier()  # every process has read last.pt before the main one may start over
+    if group.is_main:
+        _prepare_run_dir(paths, resume)
+    group.barrier()
     model = model.to(target)
     model.set_precision(cfg.train.precision)
     features = load_perceptual(cfg.loss.perceptual_weights)
@@ -247,14 +359,29 @@ def train(
         device=target,
         config_dict=config_to_dict(cfg),
         average=WeightAverage(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None,
+        group=group,
     )
     progress = restore_state(setup, state) if state is not None else Progress()
+    if group.launch.is_distributed:
+        setup.forward_model = _ddp(model, setup)
     if state is not None:
         log.info("resuming %s at step %d (epoch %d)", paths.root, progress.step, progress.epoch)
-    dump_config(cfg, paths.root / "config.yaml")
-    log.info("training on %s; run folder %s", target, paths.root)
+    if group.is_main:
+        dump_config(cfg, paths.root / "config.yaml", extra={"launch": _launch_record(cfg, group)})
+    log.info("training on %s (%d process(es)); run folder %s", target, group.world_size,
+             paths.root)  # fmt: skip
     fit(setup, paths, progress)
     return paths.root
+
+
+def _launch_record(cfg: ExperimentConfig, group: ProcessGroup) -> dict:
+    """How the run was started, written beside the config in ``config.yaml``."""
+    return {
+        "world_size": group.world_size,
+        "batch_per_process": cfg.train.batch_size // group.world_size,
+        "backend": group.backend,
+        "device": group.device.type,
+    }
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

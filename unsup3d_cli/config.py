@@ -163,10 +163,23 @@ def _to_plain(value: Any) -> Any:
     return value
 
 
-def dump_config(cfg: Any, path: str | Path) -> None:
-    """Write a config as YAML atomically (temporary file in the same folder, then rename)."""
+LAUNCH_SECTION = "launch"
+"""Top-level section that ``train`` adds to a run's ``config.yaml`` (world size, batch per
+process, backend, device); it describes the run, not the experiment, and reading a config
+skips it, so a run's ``config.yaml`` is itself a valid ``--config``."""
+
+
+def dump_config(cfg: Any, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
+    """Write a config as YAML atomically (temporary file in the same folder, then rename).
+
+    Args:
+        cfg: the config dataclass tree.
+        path: the YAML file.
+        extra: further top-level sections written after the config (e.g. :data:`LAUNCH_SECTION`).
+    """
     path = Path(path)
-    text = yaml.dump(config_to_dict(cfg), Dumper=_YamlDumper, sort_keys=False, allow_unicode=True)
+    data = {**config_to_dict(cfg), **(extra or {})}
+    text = yaml.dump(data, Dumper=_YamlDumper, sort_keys=False, allow_unicode=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -190,6 +203,7 @@ def config_from_dict(data: Mapping[str, Any]) -> ExperimentConfig:
         ConfigError: on an unknown key (listing the valid ones), a wrong type (expected vs
             got) or a value a section rejects; the message names the dotted key.
     """
+    data = {key: value for key, value in data.items() if key != LAUNCH_SECTION}
     return _build_dataclass(ExperimentConfig, data, "")
 
 

@@ -460,13 +460,20 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 class FlipSampler(Sampler[tuple[int, bool]]):
-    """Yields ``(index, flip)`` keys in an order fixed by (seed, epoch).
+    """Yields ``(index, flip)`` keys in an order fixed by (seed, epoch), sharded over processes.
 
     The permutation (when ``shuffle``) and the flip decisions (p = 0.5, when ``hflip``) come
     from a ``torch.Generator`` seeded from (seed, epoch) only, so an epoch can be replayed
-    exactly. To resume mid-epoch call ``set_epoch(epoch, start_index)``: iteration then yields
-    the tail of that epoch's order from position ``start_index``. ``set_epoch`` must be called
-    before every epoch; it resets ``start_index`` to its argument (default 0).
+    exactly, and every process draws the same order. That order is cut into global batches of
+    ``batch_size``; process ``rank`` of ``world_size`` takes the ``rank``-th contiguous slice of
+    each, so the processes together see every global batch once, with the same flips as one
+    process would. A final global batch smaller than ``world_size`` cannot give every process
+    an item and is left out of the epoch (at most ``world_size − 1`` items; none on one process).
+
+    To resume mid-epoch call ``set_epoch(epoch, start_index)``: iteration then yields the tail
+    of that epoch's order from global position ``start_index`` (a multiple of ``batch_size``,
+    see :meth:`start_index_of_batch`), whatever the world size was when it was saved.
+    ``set_epoch`` must be called before every epoch; it resets ``start_index`` to its argument.
     """
 
     def __init__(
@@ -476,17 +483,26 @@ class FlipSampler(Sampler[tuple[int, bool]]):
         hflip: bool = False,
         seed: int = 0,
         batch_size: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
-        """Describe the sampling of ``num_items`` items; batch_size is used by start_batch."""
+        """Describe the sampling of ``num_items`` items in global batches of ``batch_size``."""
         if num_items < 0 or batch_size < 1:
             raise ValueError(
                 f"need num_items >= 0 and batch_size >= 1, got {num_items}, {batch_size}"
+            )
+        if world_size < 1 or not 0 <= rank < world_size or batch_size % world_size:
+            raise ValueError(
+                f"need 0 <= rank < world_size dividing batch_size, got rank {rank}, world size "
+                f"{world_size}, batch size {batch_size}"
             )
         self.num_items = num_items
         self.shuffle = shuffle
         self.hflip = hflip
         self.seed = seed
         self.batch_size = batch_size
+        self.rank = rank
+        self.world_size = world_size
         self.epoch = 0
         self.start_index = 0
 
@@ -498,8 +514,14 @@ class FlipSampler(Sampler[tuple[int, bool]]):
         self.start_index = start_index
 
     def start_index_of_batch(self, batch: int) -> int:
-        """Sample position of the first sample of batch ``batch`` (for resuming by batches)."""
+        """Global position of the first sample of global batch ``batch`` (to resume by batches)."""
         return min(batch * self.batch_size, self.num_items)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Global batches in a whole epoch (the part skipped by ``set_epoch`` included)."""
+        full, rest = divmod(self.num_items, self.batch_size)
+        return full + (rest >= self.world_size)
 
     def epoch_order(self) -> list[tuple[int, bool]]:
         """The full ``(index, flip)`` order of the current epoch, skipped part included."""
@@ -514,13 +536,30 @@ class FlipSampler(Sampler[tuple[int, bool]]):
             flips = [False] * self.num_items
         return list(zip(indices, flips, strict=True))
 
+    def _shard(self, order: list[tuple[int, bool]]) -> list[tuple[int, bool]]:
+        """This process's slices of the global batches of ``order``."""
+        if self.world_size == 1:
+            return order
+        mine = []
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            if len(batch) < self.world_size:
+                break
+            size = len(batch)
+            mine += batch[
+                self.rank * size // self.world_size : (self.rank + 1) * size // self.world_size
+            ]
+        return mine
+
     def __iter__(self) -> Iterator[tuple[int, bool]]:
-        """Iterate over the epoch's order from ``start_index`` on."""
-        return iter(self.epoch_order()[self.start_index :])
+        """Iterate over this process's share of the epoch's order from ``start_index`` on."""
+        return iter(self._shard(self.epoch_order()[self.start_index :]))
 
     def __len__(self) -> int:
-        """Samples left in the epoch after skipping."""
-        return self.num_items - self.start_index
+        """Samples left to this process in the epoch after skipping."""
+        if self.world_size == 1:
+            return self.num_items - self.start_index
+        return len(self._shard([(0, False)] * (self.num_items - self.start_index)))
 
 
 def collate_items(items: Sequence[Item | None]) -> dict[str, Any] | None:
@@ -561,6 +600,9 @@ def make_loader(
     seed: int,
     num_workers: int = 0,
     drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """Wrap a dataset in a DataLoader driven by a :class:`FlipSampler`.
 
@@ -569,12 +611,17 @@ def make_loader(
 
     Args:
         dataset: a dataset of this module (keys ``(index, flip)``).
-        batch_size: items per batch.
+        batch_size: items per global batch (over all processes); each process loads
+            ``batch_size / world_size`` of them.
         shuffle: shuffle the order every epoch.
         hflip: flip items with probability 0.5 (training split only).
         seed: seed of the order, the flips and the workers.
         num_workers: loader worker processes.
         drop_last: drop the last incomplete batch.
+        rank: this process's rank (training under ``torchrun``).
+        world_size: the number of processes.
+        pin_memory: page-locked batches (faster copies to a GPU) and loader workers kept
+            alive between epochs.
 
     Raises:
         DataError: if ``drop_last`` is set and the dataset is smaller than one batch.
@@ -587,14 +634,16 @@ def make_loader(
             f"{where} has {len(dataset)} items, fewer than one batch of {batch_size}; "
             "lower train.batch_size or add data"
         )
-    sampler = FlipSampler(len(dataset), shuffle, hflip, seed, batch_size)
+    sampler = FlipSampler(len(dataset), shuffle, hflip, seed, batch_size, rank, world_size)
     return DataLoader(
         dataset,
-        batch_size=batch_size,
+        batch_size=batch_size // world_size,
         sampler=sampler,
         num_workers=num_workers,
         collate_fn=collate_items,
         drop_last=drop_last,
         worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),
+        pin_memory=pin_memory,
+        persistent_workers=pin_memory and num_workers > 0,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +13,7 @@ from torch import Tensor, nn
 
 from unsup3d_cli.checks import check_shape
 from unsup3d_cli.model import PRECISIONS, Decomposition, Reconstruction
+from unsup3d_cli.model.networks import widen
 
 
 @dataclass(frozen=True)
@@ -76,14 +78,48 @@ class LossTerms:
         return {f.name: float(getattr(self, f.name).detach()) for f in fields(self)}
 
 
-def _masked_mean(loss: Tensor, weight: Tensor) -> Tensor:
-    """Σ(loss·w) / Σ(w) with ``weight`` (B, 1, H, W) broadcast over the channels of ``loss``."""
+class BatchGroup(Protocol):
+    """The processes that share a batch (``engine.distributed.ProcessGroup``).
+
+    Each process holds a shard of the batch. The objective's normalisers (the mask's sum, the
+    number of images) are summed over the processes, and each process's term is scaled by
+    ``world_size``, so that DDP's average of the processes' gradients is the gradient of the
+    objective over the whole batch, and the mean of their values its value.
+    """
+
+    world_size: int
+
+    def sum(self, value: Tensor) -> Tensor:
+        """Sum of a detached tensor over the processes."""
+        ...
+
+
+def _masked_mean(loss: Tensor, weight: Tensor, group: BatchGroup | None = None) -> Tensor:
+    """Σ(loss·w) / Σ(w) with ``weight`` (B, 1, H, W) broadcast over the channels of ``loss``.
+
+    With ``group``, Σ(w) runs over the whole batch of every process (see :class:`BatchGroup`).
+    """
     weight = weight.expand_as(loss)
-    return (loss * weight).sum() / weight.sum().clamp(min=EPS)
+    if group is None:
+        return (loss * weight).sum() / weight.sum().clamp(min=EPS)
+    total_weight = group.sum(weight.sum().detach())
+    return group.world_size * (loss * weight).sum() / total_weight.clamp(min=EPS)
+
+
+def _batch_mean(values: Tensor, group: BatchGroup | None = None) -> Tensor:
+    """Mean of every element of ``values`` (B, ...), over the whole batch with ``group``."""
+    if group is None:
+        return values.mean()
+    count = group.sum(values.new_tensor(float(values.numel())))
+    return group.world_size * values.sum() / count
 
 
 def photometric_nll(
-    recon: Tensor, target: Tensor, mask: Tensor, confidence: Tensor | None = None
+    recon: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    confidence: Tensor | None = None,
+    group: BatchGroup | None = None,
 ) -> Tensor:
     """Masked Laplace negative log-likelihood of the reconstruction (up to a constant).
 
@@ -95,6 +131,7 @@ def photometric_nll(
         target: input images (B, C, H, W) in [0, 1].
         mask: pixel weights (B, 1, H, W).
         confidence: σ (B, 1, H, W), or None for the plain masked L1.
+        group: the processes sharing the batch (None: this process only).
 
     Returns:
         Scalar loss.
@@ -104,11 +141,15 @@ def photometric_nll(
     loss = 2 * (recon - target).abs()  # |Δ| in [-1, 1] units
     if confidence is not None:
         loss = math.sqrt(2) * loss / (confidence + EPS) + torch.log(confidence + EPS)
-    return _masked_mean(loss, mask)
+    return _masked_mean(loss, mask, group)
 
 
 def perceptual_nll(
-    recon_features: Tensor, target_features: Tensor, mask: Tensor, confidence: Tensor | None = None
+    recon_features: Tensor,
+    target_features: Tensor,
+    mask: Tensor,
+    confidence: Tensor | None = None,
+    group: BatchGroup | None = None,
 ) -> Tensor:
     """Masked Gaussian negative log-likelihood of feature maps (up to a constant).
 
@@ -120,6 +161,7 @@ def perceptual_nll(
         target_features: (B, C, h, w).
         mask: (B, 1, H, W) at image resolution, H a multiple of h.
         confidence: σ (B, 1, h, w), or None.
+        group: the processes sharing the batch (None: this process only).
 
     Returns:
         Scalar loss.
@@ -130,27 +172,38 @@ def perceptual_nll(
     loss = (recon_features - target_features) ** 2
     if confidence is not None:
         loss = loss / (2 * confidence**2 + EPS) + torch.log(confidence + EPS)
-    return _masked_mean(loss, weight)
+    return _masked_mean(loss, weight, group)
 
 
-def depth_smoothness(depth: Tensor, depth_span: float) -> Tensor:
+def depth_smoothness(depth: Tensor, depth_span: float, group: BatchGroup | None = None) -> Tensor:
     """Mean absolute vertical plus horizontal finite difference of depth (B, 1, H, W), / span."""
-    vertical = (depth[..., 1:, :] - depth[..., :-1, :]).abs().mean()
-    horizontal = (depth[..., 1:] - depth[..., :-1]).abs().mean()
+    vertical = _batch_mean((depth[..., 1:, :] - depth[..., :-1, :]).abs(), group)
+    horizontal = _batch_mean((depth[..., 1:] - depth[..., :-1]).abs(), group)
     return (vertical + horizontal) / depth_span
 
 
-def view_centre_prior(view_angles: Tensor) -> Tensor:
+def view_centre_prior(view_angles: Tensor, group: BatchGroup | None = None) -> Tensor:
     """Squared norm of the batch-mean rotation angles, ``‖mean_b angles_b‖²``.
+
+    With ``group`` the mean m runs over the whole batch of every process, and each process
+    returns ``2·m̄·(W·Σ_local angles / N) − ‖m̄‖²`` (m̄ detached, N images in all, W
+    processes): its value averages to ``‖m‖²`` over the processes, and its gradient to that
+    of ``‖m‖²``.
 
     Args:
         view_angles: (B, 3) predicted (rx, ry, rz) in radians.
+        group: the processes sharing the batch (None: this process only).
 
     Returns:
         Scalar.
     """
     check_shape(view_angles, "B 3", "view_angles")
-    return view_angles.mean(dim=0).square().sum()
+    if group is None:
+        return view_angles.mean(dim=0).square().sum()
+    count = group.sum(view_angles.new_tensor(float(view_angles.shape[0])))
+    mean = group.sum(view_angles.detach().sum(dim=0)) / count  # (3,)
+    local = group.world_size * view_angles.sum(dim=0) / count  # (3,)
+    return 2 * (mean * local).sum() - mean.square().sum()
 
 
 def flip_weight(cfg: LossConfig, epoch: int) -> float:
@@ -199,7 +252,7 @@ class VGGFeatures(nn.Module):
         enabled = self.precision == "bf16"
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=enabled):
             features = self.layers(normalised)
-        return features.float()
+        return widen(features)
 
 
 def _relu3_3_state(state_dict: Mapping[str, Tensor], needed: Iterable[str]) -> dict[str, Tensor]:
@@ -217,23 +270,28 @@ def foreground_mask(gt_depth: Tensor) -> Tensor:
     return (gt_depth < gt_depth.max()).to(gt_depth.dtype)
 
 
-def supervised_depth_loss(view_depth: Tensor, gt_depth: Tensor) -> Tensor:
+def supervised_depth_loss(
+    view_depth: Tensor, gt_depth: Tensor, group: BatchGroup | None = None
+) -> Tensor:
     """Mean |predicted − ground-truth| input-view depth over the ground-truth foreground.
 
     Args:
         view_depth: predicted depth in the input view, (B, 1, H, W).
         gt_depth: ground-truth depth, (B, 1, H, W), background at its largest value.
+        group: the processes sharing the batch (None: this process only).
     """
     check_shape(gt_depth, "B 1 H W", "gt_depth")
-    return _masked_mean((view_depth - gt_depth).abs(), foreground_mask(gt_depth))
+    return _masked_mean((view_depth - gt_depth).abs(), foreground_mask(gt_depth), group)
 
 
-def supervised_loss(recon: Reconstruction, gt_depth: Tensor | None) -> LossTerms:
+def supervised_loss(
+    recon: Reconstruction, gt_depth: Tensor | None, group: BatchGroup | None = None
+) -> LossTerms:
     """Terms of the supervised baseline: only the depth L1 (reference Table 2, row 1)."""
     if gt_depth is None:
         raise ValueError("loss.supervision=depth needs ground-truth depth in the batches")
     view_depth = Reconstruction.split(recon.view_depth)[0]
-    depth = supervised_depth_loss(view_depth, gt_depth)
+    depth = supervised_depth_loss(view_depth, gt_depth, group)
     zero = depth.new_zeros(())
     return LossTerms(zero, zero, zero, zero, zero, zero, depth, depth)
 
@@ -246,6 +304,7 @@ def total_loss(
     features: nn.Module | None,
     epoch: int,
     depth_span: float,
+    group: BatchGroup | None = None,
 ) -> LossTerms:
     """The full objective ``L1 + λf·L1' + λp·(Lp + λf·Lp') + λsm·Lsm`` (reference §4).
 
@@ -257,19 +316,21 @@ def total_loss(
         features: perceptual feature extractor, or None to drop the perceptual terms.
         epoch: current epoch (for the flip weight schedule).
         depth_span: max_depth − min_depth, the smoothness normaliser.
+        group: the processes sharing the batch, each holding a shard (None: this process
+            only); see :class:`BatchGroup`.
     """
     lam_flip = flip_weight(cfg, epoch)
     sigma = _split_channels(decomp.confidence)
     recon_image, recon_flip = Reconstruction.split(recon.image)
-    photo = photometric_nll(recon_image, image, recon.mask, sigma[0])
-    photo_flip = photometric_nll(recon_flip, image, recon.mask, sigma[1])
+    photo = photometric_nll(recon_image, image, recon.mask, sigma[0], group)
+    photo_flip = photometric_nll(recon_flip, image, recon.mask, sigma[1], group)
     zero = image.new_zeros(())
     perc = perc_flip = smooth = zero
     if features is not None and cfg.lam_perc > 0:
-        perc, perc_flip = _perceptual_terms(image, recon, decomp, features)
+        perc, perc_flip = _perceptual_terms(image, recon, decomp, features, group)
     if cfg.lam_depth_smooth > 0:
-        smooth = depth_smoothness(decomp.depth_unbordered, depth_span)
-    centre = view_centre_prior(decomp.view_angles) if cfg.lam_view_centre > 0 else zero
+        smooth = depth_smoothness(decomp.depth_unbordered, depth_span, group)
+    centre = view_centre_prior(decomp.view_angles, group) if cfg.lam_view_centre > 0 else zero
     total = (
         photo
         + lam_flip * photo_flip
@@ -287,13 +348,17 @@ def _split_channels(sigma: Tensor | None) -> tuple[Tensor | None, Tensor | None]
 
 
 def _perceptual_terms(
-    image: Tensor, recon: Reconstruction, decomp: Decomposition, features: nn.Module
+    image: Tensor,
+    recon: Reconstruction,
+    decomp: Decomposition,
+    features: nn.Module,
+    group: BatchGroup | None,
 ) -> tuple[Tensor, Tensor]:
     """Perceptual NLL of both branches; the target's features are computed once."""
     batch = image.shape[0]
     feats = features(torch.cat([recon.image, image], dim=0))  # (3B, C, h, w)
     recon_feats, flip_feats, target_feats = feats[:batch], feats[batch:-batch], feats[-batch:]
     sigma = _split_channels(decomp.perceptual_confidence)
-    perc = perceptual_nll(recon_feats, target_feats, recon.mask, sigma[0])
-    perc_flip = perceptual_nll(flip_feats, target_feats, recon.mask, sigma[1])
+    perc = perceptual_nll(recon_feats, target_feats, recon.mask, sigma[0], group)
+    perc_flip = perceptual_nll(flip_feats, target_feats, recon.mask, sigma[1], group)
     return perc, perc_flip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -39,7 +40,12 @@ def train_command(
     resume: ResumeOption = True,
     init_from: InitFromOption = None,
 ) -> None:
-    """Train Unsup3D with a YAML config and write checkpoints and metrics to a run folder."""
+    """Train Unsup3D with a YAML config and write checkpoints and metrics to a run folder.
+
+    Runs on several processes under torchrun (GPUs or CPUs, one node or several), e.g.
+    torchrun --standalone --nproc_per_node=2 -m unsup3d_cli train -c configs/smoke.yaml;
+    train.batch_size is then the batch of all processes together.
+    """
     from unsup3d_cli import api
     from unsup3d_cli.config import load_config
 
@@ -47,4 +53,5 @@ def train_command(
     with user_errors():
         cfg = load_config(config, overrides or ())
         out = api.train(cfg, run_dir=run_dir, device=device, resume=resume, init_from=init_from)
-    typer.echo(f"Run directory: {out}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, the main process reports
+        typer.echo(f"Run directory: {out}")

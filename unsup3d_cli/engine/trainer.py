@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import random
 import signal
 import threading
@@ -24,6 +26,7 @@ from unsup3d_cli.engine.checkpoint import (
     save_checkpoint,
     step_checkpoint_name,
 )
+from unsup3d_cli.engine.distributed import ProcessGroup
 from unsup3d_cli.engine.logging import MetricsWriter
 from unsup3d_cli.losses import LossConfig, LossTerms, supervised_loss, total_loss
 from unsup3d_cli.model import PRECISIONS, Decomposition, Reconstruction, Unsup3D
@@ -161,6 +164,11 @@ class TrainingSetup:
     """The resolved experiment config, stored in every checkpoint."""
     average: WeightAverage | None = None
     """Moving average of the weights (``TrainConfig.ema_decay``), updated after every step."""
+    group: ProcessGroup = field(default_factory=ProcessGroup)
+    """The processes of the run (one, unless started by ``torchrun``)."""
+    forward_model: nn.Module | None = None
+    """The model's ``DistributedDataParallel`` wrapper when there are several processes; the
+    training forward goes through it, so that the backward pass averages the gradients."""
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -220,29 +228,37 @@ def compute_loss(
     loss_cfg: LossConfig,
     epoch: int,
     gt_depth: Tensor | None = None,
+    group: ProcessGroup | None = None,
+    forward: nn.Module | None = None,
 ) -> tuple[LossTerms, Decomposition, Reconstruction]:
-    """Forward pass and objective for images (B, 3, 64, 64) in [0, 1] (and their GT depth)."""
-    decomp = model(image)
+    """Forward pass and objective for images (B, 3, 64, 64) in [0, 1] (and their GT depth).
+
+    With several processes, ``group`` makes the objective that of the whole batch over all of
+    them (:class:`~unsup3d_cli.losses.BatchGroup`) and ``forward`` is the DDP wrapper.
+    """
+    decomp = (forward or model)(image)
     recon = model.reconstruct(decomp)
+    shared = group if group is not None and group.world_size > 1 else None
     if loss_cfg.supervision == "depth":
-        return supervised_loss(recon, gt_depth), decomp, recon
+        return supervised_loss(recon, gt_depth, shared), decomp, recon
     span = model.cfg.max_depth - model.cfg.min_depth
-    return total_loss(image, decomp, recon, loss_cfg, features, epoch, span), decomp, recon
+    terms = total_loss(image, decomp, recon, loss_cfg, features, epoch, span, shared)
+    return terms, decomp, recon
 
 
 def train_step(
     setup: TrainingSetup, image: Tensor, progress: Progress, gt_depth: Tensor | None = None
 ) -> LossTerms:
-    """One optimisation step; raises :class:`TrainingError` before stepping on a bad loss."""
+    """One optimisation step, with no host–device synchronisation.
+
+    A non-finite loss is not checked here (that would wait for the device at every step):
+    :func:`fit` checks the logged terms every ``log_every_steps`` steps and before every save.
+    """
     setup.model.train()
     terms, _, _ = compute_loss(
-        setup.model, setup.features, image, setup.loss_cfg, progress.epoch, gt_depth
-    )
-    if not torch.isfinite(terms.total):
-        raise TrainingError(
-            f"non-finite loss ({float(terms.total.detach())}) at step {progress.step + 1}, epoch "
-            f"{progress.epoch}; the model was not updated and the last good checkpoint is kept"
-        )
+        setup.model, setup.features, image, setup.loss_cfg, progress.epoch, gt_depth,
+        setup.group, setup.forward_model,
+    )  # fmt: skip
     setup.optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
     setup.optimizer.step()
@@ -264,9 +280,10 @@ def validate(setup: TrainingSetup, epoch: int) -> dict[str, float]:
 
 
 def _validate(setup: TrainingSetup, epoch: int) -> dict[str, float]:
+    """Each process scores its shard; the sums are added over the processes."""
     setup.model.eval()
-    totals: dict[str, float] = {}
-    count = 0
+    names = [f.name for f in dataclasses.fields(LossTerms)]
+    totals = torch.zeros(len(names) + 1, dtype=torch.float64, device=setup.device)
     setup.val_loader.sampler.set_epoch(0)
     for batch in setup.val_loader:
         if batch is None:
@@ -275,10 +292,10 @@ def _validate(setup: TrainingSetup, epoch: int) -> dict[str, float]:
         terms, _, _ = compute_loss(
             setup.model, setup.features, image, setup.loss_cfg, epoch, gt_depth
         )
-        for key, value in terms.as_dict().items():
-            totals[key] = totals.get(key, 0.0) + value * len(image)
-        count += len(image)
-    return {key: value / max(count, 1) for key, value in totals.items()}
+        values = torch.stack([getattr(terms, name).detach().double() for name in names])
+        totals += torch.cat([values * len(image), values.new_tensor([len(image)])])
+    totals = setup.group.sum(totals).tolist()
+    return {name: value / max(totals[-1], 1) for name, value in zip(names, totals, strict=False)}
 
 
 def checkpoint_state(setup: TrainingSetup, progress: Progress) -> dict[str, Any]:
@@ -316,59 +333,85 @@ def restore_state(setup: TrainingSetup, state: dict[str, Any]) -> Progress:
 
 
 class _StopFlag:
-    """SIGINT handler that asks the loop to stop after the current step (twice: stop now)."""
+    """SIGINT/SIGTERM handler: stop after the current step (a second SIGINT: stop now).
+
+    Schedulers send SIGTERM before they kill a job; ``torchrun`` passes both signals on to
+    every process it started.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopFlag:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
+        if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
-        log.warning("interrupt received: stopping after this step (press Ctrl-C again to abort)")
+        name = signal.Signals(signum).name
+        log.warning("%s received: stopping after this step (Ctrl-C again aborts)", name)
 
 
 class _Monitor:
-    """Progress bar, metrics.jsonl, tensorboard scalars and image grids."""
+    """Progress bar, metrics.jsonl, tensorboard scalars and image grids.
+
+    Only the main process writes; every process takes part in averaging the logged terms.
+    """
 
     def __init__(self, setup: TrainingSetup, paths: RunPaths, progress: Progress) -> None:
         cfg = setup.train_cfg
         self.cfg = cfg
-        self.metrics = MetricsWriter(paths.metrics)
-        self.board = _open_board(paths.tensorboard) if cfg.tensorboard else None
-        total = _total_steps(cfg, len(setup.train_loader))
+        self.group = setup.group
+        self.main = setup.group.is_main
+        self.metrics = MetricsWriter(paths.metrics) if self.main else None
+        self.board = _open_board(paths.tensorboard) if cfg.tensorboard and self.main else None
+        total = _total_steps(cfg, setup.train_loader.sampler.batches_per_epoch)
         self.bar = tqdm(total=total, initial=progress.step, unit="step", dynamic_ncols=True,
-                        disable=None, desc="train")  # fmt: skip
+                        disable=None if self.main else True, desc="train")  # fmt: skip
         self.window_images, self.window_start = 0, time.perf_counter()
 
     def after_step(self, terms: LossTerms, images: int, progress: Progress, lr: float) -> None:
-        self.window_images += images
+        """Count the step; every ``log_every_steps`` steps, log the averaged terms.
+
+        The terms are averaged over the processes; this is the only point of the loop that
+        waits for the device.
+
+        Raises:
+            TrainingError: the averaged loss is not finite.
+        """
+        self.window_images += images * self.group.world_size
         self.bar.update(1)
         if progress.step % self.cfg.log_every_steps and progress.step != 1:
             return
+        names = [f.name for f in dataclasses.fields(LossTerms)]
+        values = torch.stack([getattr(terms, name).detach().float() for name in names])
+        averaged = dict(zip(names, self.group.mean(values).tolist(), strict=True))
+        check_finite(averaged["total"], progress)
         rate = self.window_images / max(time.perf_counter() - self.window_start, 1e-9)
         record = {"kind": "train", "step": progress.step, "epoch": progress.epoch,
-                  **terms.as_dict(), "images_per_s": rate, "lr": lr}  # fmt: skip
+                  **averaged, "images_per_s": rate, "lr": lr}  # fmt: skip
+        self.window_images, self.window_start = 0, time.perf_counter()
+        if not self.main:
+            return
         self.metrics.write(record)
         self.bar.set_postfix(loss=f"{record['total']:.4f}", img_s=f"{rate:.1f}")
         if self.bar.disable:
             log.info("step %d epoch %d loss %.4f (%.1f img/s)", progress.step, progress.epoch,
                      record["total"], rate)  # fmt: skip
         self._scalars("train", record, progress.step)
-        self.window_images, self.window_start = 0, time.perf_counter()
 
     def after_epoch(self, val: dict[str, float] | None, progress: Progress) -> None:
-        if val is None:
+        if val is None or not self.main:
             return
         record = {"kind": "val", "step": progress.step, "epoch": progress.epoch, **val}
         self.metrics.write(record)
@@ -390,9 +433,19 @@ class _Monitor:
 
     def close(self) -> None:
         self.bar.close()
-        self.metrics.close()
+        if self.metrics is not None:
+            self.metrics.close()
         if self.board is not None:
             self.board.close()
+
+
+def check_finite(total: float, progress: Progress) -> None:
+    """Raise :class:`TrainingError` for a non-finite (logged, averaged) loss."""
+    if not math.isfinite(total):
+        raise TrainingError(
+            f"non-finite loss ({total}) by step {progress.step}, epoch {progress.epoch}; "
+            "training stopped and the last good checkpoint is kept"
+        )
 
 
 def _open_board(path: Path) -> Any:
@@ -434,12 +487,14 @@ def visual_grids(model: Unsup3D, image: Tensor) -> dict[str, Tensor]:
 def fit(setup: TrainingSetup, paths: RunPaths, progress: Progress) -> Progress:
     """Train from ``progress`` to the end of the schedule, checkpointing into ``paths``.
 
-    Saves ``last.pt`` at every epoch end and when stopped (``max_steps`` or Ctrl-C), plus a
-    numbered checkpoint every ``checkpoint_every_epochs`` epochs, keeping the newest N.
+    Saves ``last.pt`` at every epoch end and when stopped (``max_steps``, ``max_minutes``,
+    Ctrl-C or SIGTERM), plus a numbered checkpoint every ``checkpoint_every_epochs`` epochs,
+    keeping the newest N. With several processes, only the main one writes, and every stop is
+    agreed by all of them at the same step.
 
     Raises:
-        TrainingError: on a non-finite loss (nothing is saved; earlier checkpoints stay).
-        TrainingInterrupted: after Ctrl-C, once ``last.pt`` holds the state.
+        TrainingError: on a non-finite loss (nothing more is saved; earlier checkpoints stay).
+        TrainingInterrupted: after Ctrl-C or SIGTERM, once ``last.pt`` holds the state.
     """
     monitor = _Monitor(setup, paths, progress)
     try:
@@ -454,14 +509,28 @@ def fit(setup: TrainingSetup, paths: RunPaths, progress: Progress) -> Progress:
     return progress
 
 
+@dataclass
+class _Loop:
+    """What the epochs of one :func:`fit` call share."""
+
+    setup: TrainingSetup
+    progress: Progress
+    monitor: _Monitor
+    stop: _StopFlag
+    last_terms: LossTerms | None = None
+
+
 def _run(
     setup: TrainingSetup, paths: RunPaths, progress: Progress, monitor: _Monitor, stop: _StopFlag
 ) -> None:
     cfg = setup.train_cfg
-    while progress.epoch < cfg.num_epochs and not _reached_max(cfg, progress):
-        if not _run_epoch(setup, progress, monitor, stop):
-            save_checkpoint(paths.last, checkpoint_state(setup, progress))
-            if stop.requested:
+    loop = _Loop(setup, progress, monitor, stop)
+    while progress.epoch < cfg.num_epochs and not _reached_steps(cfg, progress):
+        if _agreed_stop(loop)[1]:  # the time budget, as every process agrees
+            return
+        if not _run_epoch(loop):
+            _save(loop, paths.last)
+            if loop.stop.requested:
                 raise TrainingInterrupted(
                     f"interrupted at step {progress.step}; resume from {paths.last}"
                 )
@@ -470,13 +539,25 @@ def _run(
         monitor.after_epoch(val, progress)
         progress.epoch += 1
         progress.batch_in_epoch = 0
-        _save_epoch(setup, paths, progress)
+        _save_epoch(loop, paths)
 
 
-def _reached_max(cfg: TrainConfig, progress: Progress) -> bool:
-    if cfg.max_minutes is not None and progress.elapsed_s >= 60 * cfg.max_minutes:
-        return True
+def _reached_steps(cfg: TrainConfig, progress: Progress) -> bool:
     return cfg.max_steps is not None and progress.step >= cfg.max_steps
+
+
+def _agreed_stop(loop: _Loop, batch_missing: bool = False) -> tuple[bool, bool, bool]:
+    """(a stop signal, the time budget, a missing batch), each as seen by any process.
+
+    The time budget is read from each process's own clock, so the processes must agree on it
+    as on a signal; the step and epoch limits need no agreement (every process counts alike).
+    """
+    cfg, progress = loop.setup.train_cfg, loop.progress
+    out_of_time = cfg.max_minutes is not None and progress.elapsed_s >= 60 * cfg.max_minutes
+    signal_seen, time_up, missing = loop.setup.group.any_host(
+        loop.stop.requested, out_of_time, batch_missing
+    )
+    return signal_seen, time_up, missing
 
 
 def _inputs(batch: dict[str, Any], device: torch.device) -> tuple[Tensor, Tensor | None]:
@@ -486,35 +567,49 @@ def _inputs(batch: dict[str, Any], device: torch.device) -> tuple[Tensor, Tensor
     return image, depth.to(device, non_blocking=True) if depth is not None else None
 
 
-def _run_epoch(
-    setup: TrainingSetup, progress: Progress, monitor: _Monitor, stop: _StopFlag
-) -> bool:
+def _run_epoch(loop: _Loop) -> bool:
     """Train over the rest of the current epoch; False if stopped early."""
+    setup, progress = loop.setup, loop.progress
     sampler = setup.train_loader.sampler
     sampler.set_epoch(progress.epoch, sampler.start_index_of_batch(progress.batch_in_epoch))
     for batch in setup.train_loader:
+        signal_seen, time_up, missing = _agreed_stop(loop, batch is None)
+        if signal_seen or time_up:
+            loop.stop.requested = loop.stop.requested or signal_seen
+            return False
         progress.batch_in_epoch += 1  # sampler positions consumed, even by an unreadable batch
-        if batch is None:
+        if missing:  # every process skips the batch that some process could not read
             continue
         image, gt_depth = _inputs(batch, setup.device)
         before = replace(progress, batch_in_epoch=progress.batch_in_epoch - 1)  # this batch: to do
-        fraction = run_fraction(setup.train_cfg, before, len(setup.train_loader))
+        fraction = run_fraction(setup.train_cfg, before, sampler.batches_per_epoch)
         for group in setup.optimizer.param_groups:
             group["lr"] = learning_rate(setup.train_cfg, fraction)
         started = time.perf_counter()
-        terms = train_step(setup, image, progress, gt_depth)
+        loop.last_terms = train_step(setup, image, progress, gt_depth)
         progress.step += 1
         progress.elapsed_s += time.perf_counter() - started
-        monitor.after_step(terms, len(image), progress, setup.optimizer.param_groups[0]["lr"])
-        monitor.images(setup, image, progress)
-        if stop.requested or _reached_max(setup.train_cfg, progress):
+        lr = setup.optimizer.param_groups[0]["lr"]
+        loop.monitor.after_step(loop.last_terms, len(image), progress, lr)
+        loop.monitor.images(setup, image, progress)
+        if _reached_steps(setup.train_cfg, progress):  # the time budget: at the next batch
             return False
     return True
 
 
-def _save_epoch(setup: TrainingSetup, paths: RunPaths, progress: Progress) -> None:
-    state = checkpoint_state(setup, progress)
-    save_checkpoint(paths.last, state)
-    if progress.epoch % setup.train_cfg.checkpoint_every_epochs == 0:
-        save_checkpoint(paths.checkpoints / step_checkpoint_name(progress.step), state)
-        prune_checkpoints(paths.checkpoints, setup.train_cfg.keep_checkpoints)
+def _save(loop: _Loop, path: Path) -> None:
+    """Check the last step's loss (every process), then write ``path`` (the main process)."""
+    if loop.last_terms is not None:
+        check_finite(loop.setup.group.mean(loop.last_terms.total.detach()).item(), loop.progress)
+    if loop.setup.group.is_main:
+        save_checkpoint(path, checkpoint_state(loop.setup, loop.progress))
+
+
+def _save_epoch(loop: _Loop, paths: RunPaths) -> None:
+    setup, progress = loop.setup, loop.progress
+    _save(loop, paths.last)
+    if not setup.group.is_main or progress.epoch % setup.train_cfg.checkpoint_every_epochs:
+        return
+    save_checkpoint(paths.checkpoints / step_checkpoint_name(progress.step),
+                    checkpoint_state(setup, progress))  # fmt: skip
+    prune_checkpoints(paths.checkpoints, setup.train_cfg.keep_checkpoints)

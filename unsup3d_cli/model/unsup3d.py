@@ -76,11 +76,13 @@ PRECISIONS = ("fp32", "bf16")
 def has_native_bfloat16(device: torch.device) -> bool:
     """Whether ``device`` runs bfloat16 convolutions natively, so 'bf16' is the faster choice.
 
-    True for a CUDA device with bfloat16 support, and for a CPU with AVX512-BF16 or AMX
-    instructions; False elsewhere (older CPUs emulate bfloat16 and run it slower than fp32).
+    True for a CUDA device of compute capability 8.0 or more (``torch.cuda.is_bf16_supported``
+    also counts emulation, and asks about the current device, not ``device``), and for a CPU
+    with AVX512-BF16 or AMX instructions; False elsewhere (emulated bfloat16 runs slower than
+    fp32).
     """
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # native bfloat16 from Ampere (compute capability 8.0) on
+        return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type != "cpu":
         return False
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch.cpu
