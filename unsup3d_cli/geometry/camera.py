@@ -27,8 +27,12 @@ def intrinsics_from_fov(fov_deg: float, size: int, like: Tensor) -> Tensor:
         raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg}")
     centre = (size - 1) / 2.0
     focal = centre / math.tan(math.radians(fov_deg) / 2.0)
-    rows = [[focal, 0.0, centre], [0.0, focal, centre], [0.0, 0.0, 1.0]]
-    return torch.tensor(rows, device=like.device, dtype=like.dtype)
+    # Filled on the device: building it from a Python list would copy from the host and
+    # make a CUDA training step wait at every call.
+    matrix = torch.eye(3, device=like.device, dtype=like.dtype)
+    matrix[0, 0] = matrix[1, 1] = focal
+    matrix[0, 2] = matrix[1, 2] = centre
+    return matrix
 
 
 def pixel_grid(height: int, width: int, like: Tensor) -> Tensor:
@@ -92,5 +96,5 @@ def points_to_grid(points: Tensor, intrinsics: Tensor, height: int, width: int) 
         Normalised coordinates in [-1, 1] at the corner pixel centres, shape (B, H', W', 2).
     """
     uv = project_points(points, intrinsics)  # (B, H', W', 2)
-    scale = uv.new_tensor([2.0 / (width - 1), 2.0 / (height - 1)])
-    return uv * scale - 1.0  # (B, H', W', 2)
+    u, v = uv.unbind(-1)
+    return torch.stack([u * (2.0 / (width - 1)), v * (2.0 / (height - 1))], dim=-1) - 1.0

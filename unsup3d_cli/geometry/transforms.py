@@ -38,7 +38,9 @@ def euler_to_rotation(angles: Tensor) -> Tensor:
 
 
 def _pivot(points: Tensor, pivot_depth: float) -> Tensor:
-    return points.new_tensor([0.0, 0.0, pivot_depth])
+    pivot = points.new_zeros(3)  # filled on the device: no host-to-device copy
+    pivot[2] = pivot_depth
+    return pivot
 
 
 def rigid_transform(

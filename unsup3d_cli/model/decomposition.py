@@ -126,7 +126,7 @@ def fill_border(depth: Tensor, border_depth: float, columns: int = 2) -> Tensor:
     width = depth.shape[-1]
     col = torch.arange(width, device=depth.device)
     border = (col < columns) | (col >= width - columns)  # (W,)
-    return torch.where(border, depth.new_tensor(border_depth), depth)
+    return depth.masked_fill(border, border_depth)
 
 
 def _scale(unit: Tensor, low: float, high: float) -> Tensor:
@@ -154,5 +154,5 @@ def decode_view(
     """Raw viewpoint-network output (B, 6) in (−1, 1) → angles (B, 3) rad, translation (B, 3)."""
     check_shape(raw, "B 6", "raw view")
     angles = raw[:, :3] * math.radians(rotation_range_deg)
-    scale = raw.new_tensor([xy_range, xy_range, z_range])
-    return angles, raw[:, 3:] * scale
+    translation = torch.cat([raw[:, 3:5] * xy_range, raw[:, 5:6] * z_range], dim=1)  # (B, 3)
+    return angles, translation
