@@ -311,7 +311,10 @@ def run(args: argparse.Namespace, cfg: ExperimentConfig, device: torch.device) -
         f"training step (batch {args.batch_size}) and {', '.join(list(calls)[1:])}: "
         f"{args.warmup} warm-up + {args.steps} timed rounds ..."
     )
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     timings = measure(calls, device, args.warmup, args.steps)
+    peak_bytes = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     matmul_after = matmul_gflops(device, size)
     other_cores = other_cpu_cores(usage_start, cpu_usage())
     params = sum(p.numel() for p in setup.model.parameters() if p.requires_grad)
@@ -322,6 +325,7 @@ def run(args: argparse.Namespace, cfg: ExperimentConfig, device: torch.device) -
         "parts": timings,
         "matmul": (matmul_before, matmul_after),
         "other_cores": other_cores,
+        "peak_memory_bytes": peak_bytes,
     }
 
 
@@ -343,6 +347,9 @@ def summarize(args: argparse.Namespace, device: torch.device, raw: dict) -> dict
         "step_s": step_s,
         "step_s_all": step.seconds,
         "images_per_s": args.batch_size / step_s,
+        "peak_gpu_memory_gib": (
+            raw["peak_memory_bytes"] / 2**30 if raw["peak_memory_bytes"] is not None else None
+        ),
         "matmul": {"before": before, "after": after},
         "matmul_gflops": peak,
         "step_gflop": step.flops / 1e9,
@@ -419,6 +426,11 @@ def report_lines(result: dict) -> list[str]:
         f"torch {result['torch_version']}",
         f"step       batch {result['batch_size']}: {result['step_s']:.3f} s (median of "
         f"{result['timed_steps']}) → {result['images_per_s']:.1f} img/s",
+        *(
+            [f"memory     peak GPU allocation {result['peak_gpu_memory_gib']:.2f} GiB"]
+            if result.get("peak_gpu_memory_gib") is not None
+            else []
+        ),
         f"matmul     fp32 {before['size']}²: {result['matmul_gflops']:.1f} GFLOP/s (best; before "
         f"{before['best']:.1f}, after {after['best']:.1f})",
         f"flops      {result['step_gflop']:.1f} GFLOP/step → {result['achieved_gflops']:.1f} "

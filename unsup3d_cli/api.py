@@ -280,7 +280,6 @@ def _ddp(model: Unsup3D, setup: TrainingSetup) -> nn.Module:
     return DistributedDataParallel(
         _TrainingForward(model, unused),
         device_ids=[device.index] if device.type == "cuda" else None,
-        broadcast_buffers=False,
         find_unused_parameters=unused,
     )
 
