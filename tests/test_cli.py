@@ -9,7 +9,7 @@ import pytest
 import typer
 from cli_helpers import assert_one_line_error, runner
 
-from unsup3d_cli import __version__
+from unsup3d_cli import __version__, api
 from unsup3d_cli.cli import app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,6 @@ def test_train_unavailable_device_is_a_one_line_error(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_train_smoke_run_on_cpu(tmp_path: Path) -> None:
-    pytest.importorskip("unsup3d_cli.api")
     run_dir = tmp_path / "run"
     result = invoke(
         "train", "--config", str(SMOKE_CONFIG),
@@ -92,7 +91,6 @@ def test_train_smoke_run_on_cpu(tmp_path: Path) -> None:
 def test_training_errors_map_to_exit_codes(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error_name: str, exit_code: int
 ) -> None:
-    api = pytest.importorskip("unsup3d_cli.api")
     error = getattr(api, error_name)
 
     def fake_train(*args, **kwargs):
@@ -109,8 +107,6 @@ def test_training_errors_map_to_exit_codes(
 def test_unexpected_errors_are_not_swallowed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    api = pytest.importorskip("unsup3d_cli.api")
-
     def broken_train(*args, **kwargs):
         raise ZeroDivisionError("a bug")
 

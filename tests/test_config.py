@@ -253,10 +253,11 @@ def test_shipped_config_loads_and_round_trips(path: Path, tmp_path: Path) -> Non
     assert load_config(tmp_path / "again.yaml") == cfg
 
 
-def test_shipped_configs_exist() -> None:
-    if not SHIPPED:
-        pytest.skip(f"no configs/*.yaml shipped yet under {CONFIG_DIR}")
-    assert all(p.stat().st_size > 0 for p in SHIPPED)
+def test_the_paper_recipes_and_the_smoke_config_are_shipped() -> None:
+    names = {p.stem for p in SHIPPED}
+    assert {"celeba", "cat", "synface", "syncar", "smoke"} <= names, names
+    smoke = load_config(CONFIG_DIR / "smoke.yaml")  # the demo's config needs no files
+    assert smoke.data.source == "synthetic" and smoke.loss.perceptual_weights == "none"
 
 
 # ---------------------------------------------------------------------------- overrides

@@ -124,10 +124,24 @@ def test_total_loss_combines_the_terms_with_their_weights():
     decomp = model(image)
     recon = model.reconstruct(decomp)
     cfg = LossConfig(lam_perc=0.3, lam_flip=0.5, lam_depth_smooth=0.1, lam_view_centre=2.0)
-    terms = total_loss(image, decomp, recon, cfg, VGGFeatures(), epoch=3, depth_span=0.2)
-    perceptual = terms.perceptual + 0.5 * terms.perceptual_flip
-    manual = terms.photometric + 0.5 * terms.photometric_flip + 0.3 * perceptual
-    manual = manual + 0.1 * terms.depth_smooth + 2.0 * terms.view_centre
+    vgg = VGGFeatures()
+    terms = total_loss(image, decomp, recon, cfg, vgg, epoch=3, depth_span=0.2)
+    # each term recomputed from its own function, on the branch and σ channel it belongs to
+    recon_image, recon_flip = recon.image[:2], recon.image[2:]
+    sigma, sigma_p = decomp.confidence, decomp.perceptual_confidence
+    expected = {
+        "photometric": photometric_nll(recon_image, image, recon.mask, sigma[:, :1]),
+        "photometric_flip": photometric_nll(recon_flip, image, recon.mask, sigma[:, 1:]),
+        "perceptual": perceptual_nll(vgg(recon_image), vgg(image), recon.mask, sigma_p[:, :1]),
+        "perceptual_flip": perceptual_nll(vgg(recon_flip), vgg(image), recon.mask, sigma_p[:, 1:]),
+        "depth_smooth": depth_smoothness(decomp.depth_unbordered, 0.2),
+        "view_centre": view_centre_prior(decomp.view_angles),
+    }
+    for name, value in expected.items():
+        torch.testing.assert_close(getattr(terms, name), value, msg=name)
+    perceptual = expected["perceptual"] + 0.5 * expected["perceptual_flip"]
+    manual = expected["photometric"] + 0.5 * expected["photometric_flip"] + 0.3 * perceptual
+    manual = manual + 0.1 * expected["depth_smooth"] + 2.0 * expected["view_centre"]
     torch.testing.assert_close(terms.total, manual)
     assert terms.perceptual != 0 and terms.depth_smooth > 0 and terms.view_centre > 0
     without = total_loss(image, decomp, recon, cfg, None, epoch=3, depth_span=0.2)
