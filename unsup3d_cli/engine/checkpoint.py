@@ -113,20 +113,28 @@ def save_checkpoint(path: Path | str, state: dict[str, Any]) -> None:
     A crash mid-write leaves the previous file intact. The caller's dict is not modified; the
     saved dict is ``state`` plus ``version`` = :data:`CHECKPOINT_VERSION` and ``program``.
 
+    Raises:
+        CheckpointError: the file cannot be written (disk full, no permission); ``path`` is
+            then as it was before the call.
+
     Args:
         path: destination file; its folder is created if needed.
         state: tensors, state dicts and plain values to save.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {**state, "version": CHECKPOINT_VERSION, "program": PROGRAM}
     tmp = path.with_name(path.name + ".tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as handle:
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, quota, permissions: the previous file is untouched
+        reason = exc.strerror or str(exc)
+        kept = f"; the previous {path.name} is kept" if path.is_file() else ""
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason}{kept}") from None
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_folder(path.parent)
