@@ -190,6 +190,10 @@ def test_metrics_writer_rejects_bad_values_and_closed(tmp_path: Path) -> None:
 
 def test_setup_logging_is_idempotent() -> None:
     root = logging.getLogger()
+    # an earlier test (a CLI run in this process) may have set it up already: start clean
+    ours = [h for h in root.handlers if h.get_name() == "unsup3d_cli"]
+    for handler in ours:
+        root.removeHandler(handler)
     before = list(root.handlers)
     try:
         setup_logging()
@@ -201,4 +205,6 @@ def test_setup_logging_is_idempotent() -> None:
         for handler in root.handlers[:]:
             if handler not in before:
                 root.removeHandler(handler)
+        for handler in ours:
+            root.addHandler(handler)
         logging.getLogger("unsup3d_cli").setLevel(logging.NOTSET)
