@@ -24,7 +24,7 @@ Usage::
     .venv/bin/python experiments/bench_reconstruct.py --quick           # smoke check
 
 Writes ``experiments/results/bench_reconstruct_<width>.json`` and ``.md`` (``..._quick`` for
-``--quick``). Target (issue 3, reported, not asserted): ≥ 100 images/s without ``--animate``.
+``--quick``). Target (reported, not asserted): ≥ 100 images/s without ``--animate``.
 """
 
 from __future__ import annotations

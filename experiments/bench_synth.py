@@ -62,7 +62,7 @@ from unsup3d_cli.synthetic import (
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 TARGET_IMAGES = 10_000
 TARGET_SECONDS = 120.0
-"""10,000 images in under 2 minutes on 2 cores (issue 4)."""
+"""Target: 10,000 images in under 2 minutes on 2 cores."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

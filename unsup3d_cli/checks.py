@@ -31,9 +31,3 @@ def check_shape(x: Tensor, spec: str, name: str = "tensor") -> None:
                 f"{name}: expected shape ({spec}) with equal '{token}' sizes, got {tuple(x.shape)}"
             )
 
-
-def check_same_device(*tensors: Tensor) -> None:
-    """Raise ``ValueError`` if the tensors are not all on one device."""
-    devices = {t.device for t in tensors}
-    if len(devices) > 1:
-        raise ValueError(f"expected tensors on one device, got {sorted(map(str, devices))}")
