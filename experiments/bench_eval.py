@@ -9,7 +9,7 @@ Measures, in one process on one device:
 * the same with the ``const`` baseline added (one more row costs only its metrics);
 * per stage, on batches already in memory (median per batch): loading (PNG decode + resize),
   the prediction the evaluation uses (depth and viewpoint networks + rendering of the un-flipped
-  branch, ``evaluate.predict_view_depth``), the full ``forward`` + ``reconstruct`` it replaces
+  branch, ``evaluation.predict_view_depth``), the full ``forward`` + ``reconstruct`` it replaces
   (for reference), and the metrics (§7.1 protocol: masks, SIDE, both MADs, MAE/MSE);
 * how many CPU cores other processes kept busy meanwhile (the machine may be shared).
 
@@ -55,7 +55,7 @@ from unsup3d_cli import api  # noqa: E402
 from unsup3d_cli.config import ExperimentConfig, config_to_dict, load_config  # noqa: E402
 from unsup3d_cli.data import PairedDepthDataset, make_loader  # noqa: E402
 from unsup3d_cli.engine.checkpoint import save_checkpoint  # noqa: E402
-from unsup3d_cli.evaluate import predict_view_depth  # noqa: E402
+from unsup3d_cli.evaluation import EvalOptions, predict_view_depth  # noqa: E402
 from unsup3d_cli.metrics import depth_metrics  # noqa: E402
 from unsup3d_cli.synthetic import synthetic_sample  # noqa: E402
 
@@ -192,8 +192,9 @@ def run(args: argparse.Namespace, cfg: ExperimentConfig, work: Path) -> dict:
     usage_start = cpu_usage()
 
     def end_to_end(baselines: tuple[str, ...] = ()) -> object:
-        return api.evaluate(split, [ckpt], list(baselines), device=str(device),
-                            batch_size=args.batch_size, precision=args.precision)  # fmt: skip
+        options = EvalOptions(tuple(baselines), device=str(device), batch_size=args.batch_size,
+                              precision=args.precision)  # fmt: skip
+        return api.evaluate(split, [ckpt], options)
 
     seconds, cpu_seconds = timed(end_to_end, args.rounds, device)
     with_const = median_seconds(lambda: end_to_end(("const",)), args.rounds, device)

@@ -47,7 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from unsup3d_cli import api
 from unsup3d_cli.config import ExperimentConfig, apply_overrides, config_to_dict
 from unsup3d_cli.engine.checkpoint import save_checkpoint
-from unsup3d_cli.reconstruct import output_maps
+from unsup3d_cli.reconstruct import ReconstructOptions, output_maps
 from unsup3d_cli.synthetic import synthetic_sample
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -244,9 +244,10 @@ def timed_run(checkpoint: Path, inputs: Path, out: Path, args: argparse.Namespac
     sampler = MemorySampler()
     sampler.start()
     before = cpu_times()
-    summary = api.reconstruct(checkpoint, [inputs], out, batch_size=args.batch_size,
-                              device=args.device, detect_faces=False,
-                              threads=args.threads, precision=args.precision)  # fmt: skip
+    options = ReconstructOptions(batch_size=args.batch_size, detect_faces=False,
+                                 threads=args.threads)  # fmt: skip
+    summary = api.reconstruct(checkpoint, [inputs], out, options, device=args.device,
+                              precision=args.precision)  # fmt: skip
     after = cpu_times()
     samples = sampler.stop()
     wall, busy, mine = (b - a for a, b in zip(before, after, strict=True))

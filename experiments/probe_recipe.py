@@ -42,7 +42,7 @@ from unsup3d_cli.engine.trainer import (  # noqa: E402
     load_optimizer_state,
     train_step,
 )
-from unsup3d_cli.evaluate import predict_view_depth  # noqa: E402
+from unsup3d_cli.evaluation import predict_view_depth  # noqa: E402
 from unsup3d_cli.metrics import depth_metrics  # noqa: E402
 
 

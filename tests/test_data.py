@@ -104,9 +104,12 @@ def test_load_image_shape_dtype_range(image_folder: Path, name: str) -> None:
 def test_load_image_values_per_mode(image_folder: Path) -> None:
     grey = load_image(image_folder / "b_grey.png", SIZE)
     torch.testing.assert_close(grey, torch.full((3, SIZE, SIZE), 128 / 255))
-    rgba = load_image(image_folder / "c_rgba.png", SIZE)  # alpha dropped, colour kept
-    torch.testing.assert_close(rgba[0], torch.full((SIZE, SIZE), 200 / 255))
-    torch.testing.assert_close(rgba[1:], torch.zeros(2, SIZE, SIZE))
+    rgba = load_image(image_folder / "c_rgba.png", SIZE)  # red at alpha 10/255, over white
+    alpha = 10 / 255
+    over_white = torch.tensor([200 / 255, 0.0, 0.0]) * alpha + (1 - alpha)
+    torch.testing.assert_close(
+        rgba, over_white[:, None, None].expand(3, SIZE, SIZE), atol=1 / 255, rtol=0
+    )
     deep = load_image(image_folder / "d_grey16.png", SIZE)
     torch.testing.assert_close(deep, torch.ones(3, SIZE, SIZE))
 

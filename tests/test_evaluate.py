@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -16,10 +17,11 @@ from PIL import Image
 from unsup3d_cli import api
 from unsup3d_cli.cli import app
 from unsup3d_cli.data import DataError, load_depth
-from unsup3d_cli.evaluate import (
+from unsup3d_cli.evaluation import (
     OCCLUSION_LEVELS,
     Candidate,
     EvalConfig,
+    EvalOptions,
     Prediction,
     asymmetric_patch,
     average_gt_depth,
@@ -261,6 +263,50 @@ def test_read_rotations_names_the_bad_line(tmp_path: Path, line: str) -> None:
         read_rotations(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"image": "image/000000_image.png", "yaw_deg": 12.0}\n', "needs 'rotation'"),
+        ('{"file_name": "000000_image.png", "pose": [0, 1, 0]}\n', "'image' or 'file'"),
+        ("image,yaw\n000000_image.png,12\n", "bad pose record"),
+    ],
+)
+def test_meta_jsonl_of_another_schema_only_drops_the_viewpoint(
+    dataset_root: Path, caplog: pytest.LogCaptureFixture, text: str, problem: str
+) -> None:
+    test = dataset_root / "test"
+    (test / "meta.jsonl").write_text(text)
+    with caplog.at_level(logging.WARNING, logger="unsup3d_cli"):
+        report = evaluate_split(test, [Candidate("const", constant_predictor(), Renderer())])
+    row = report.rows[0]
+    assert row.n_images == 4 and math.isfinite(row.metrics["side"].mean)
+    assert row.viewpoint is None and "rotation_error_deg" not in row.per_image
+    assert report.protocol["n_with_pose"] == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0]
+    for fragment in (f"{test / 'meta.jsonl'}:1", problem, "viewpoint"):
+        assert fragment in warnings[0]
+
+
+def test_cli_eval_with_a_foreign_meta_jsonl_scores_depth(
+    tiny_checkpoint: Path, dataset_root: Path
+) -> None:
+    test = dataset_root / "test"
+    (test / "meta.jsonl").write_text('{"image": "image/000000_image.png", "yaw_deg": 3}\n')
+    out = dataset_root / "eval.json"
+    result = runner.invoke(app, ["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(test),
+                                 "--out", str(out), "--device", "cpu"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["n_images"] == 4 and "viewpoint" not in row
+
+
+def test_read_rotations_of_an_undecodable_file_names_it(tmp_path: Path) -> None:
+    (tmp_path / "meta.jsonl").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DataError, match=r"meta\.jsonl"):
+        read_rotations(tmp_path)
+
+
 def test_geodesic_errors_of_the_yaw_fixture() -> None:
     errors = geodesic_error(yaw(0).expand(3, 3, 3), torch.stack([yaw(5), yaw(-20), yaw(90)]))
     torch.testing.assert_close(errors.rad2deg(), torch.tensor([5.0, 20.0, 90.0]).double())
@@ -335,8 +381,8 @@ def test_perturbations_are_seeded_per_image_not_per_batch() -> None:
 
 def test_report_json_has_the_documented_keys(tiny_checkpoint: Path, dataset_root: Path) -> None:
     out = dataset_root / "report.json"
-    report = api.evaluate(dataset_root / "test", [tiny_checkpoint], ["const", "avg-gt"],
-                          out=out, device="cpu", batch_size=3)  # fmt: skip
+    options = EvalOptions(("const", "avg-gt"), out=out, device="cpu", batch_size=3)
+    report = api.evaluate(dataset_root / "test", [tiny_checkpoint], options)
     data = json.loads(out.read_text())
     assert [row["name"] for row in data["rows"]] == ["tiny", "const", "avg-gt"]
     for row in data["rows"]:
@@ -358,7 +404,7 @@ def test_report_json_has_the_documented_keys(tiny_checkpoint: Path, dataset_root
 
 
 def test_table_shows_side_in_units_of_1e_2(dataset_root: Path) -> None:
-    report = api.evaluate(dataset_root / "test", baselines=["const"], device="cpu")
+    report = api.evaluate(dataset_root / "test", (), EvalOptions(("const",), device="cpu"))
     side = report.rows[0].metrics["side"]
     cell = report.table()[1][0][2]
     assert cell == f"{side.mean * 100:.3f} ± {side.std * 100:.3f}"
@@ -366,7 +412,7 @@ def test_table_shows_side_in_units_of_1e_2(dataset_root: Path) -> None:
 
 def test_single_image_std_is_null_in_json(tmp_path: Path) -> None:
     split = write_split(tmp_path / "test", [face_depth(np.random.default_rng(0))])
-    report = api.evaluate(split, baselines=["const"], out=tmp_path / "r.json", device="cpu")
+    report = api.evaluate(split, (), EvalOptions(("const",), out=tmp_path / "r.json", device="cpu"))
     assert json.loads((tmp_path / "r.json").read_text())["rows"][0]["side"]["std"] is None
     assert "±" not in report.table()[1][0][2]
 
@@ -382,15 +428,51 @@ def test_checkpoints_with_different_crops_need_an_explicit_crop(
     other = tmp_path / "cropped.pt"
     save_checkpoint(other, {k: v for k, v in state.items() if k not in ("version", "program")})
     with pytest.raises(ConfigError, match="--crop"):
-        api.evaluate(dataset_root / "test", [tiny_checkpoint, other], device="cpu")
-    report = api.evaluate(dataset_root / "test", [tiny_checkpoint, other], device="cpu",
-                          crop=None)  # fmt: skip
+        api.evaluate(dataset_root / "test", [tiny_checkpoint, other], EvalOptions(device="cpu"))
+    options = EvalOptions(device="cpu", crop=None)
+    report = api.evaluate(dataset_root / "test", [tiny_checkpoint, other], options)
     assert [row.name for row in report.rows] == ["tiny", "tiny#2"]
+
+
+def test_rows_record_the_config_digest(tiny_checkpoint: Path, dataset_root: Path) -> None:
+    import hashlib
+
+    from unsup3d_cli.config import config_to_dict
+
+    _, cfg = api.load_model(tiny_checkpoint, "cpu")
+    text = json.dumps(config_to_dict(cfg), sort_keys=True, default=str)
+    report = api.evaluate(dataset_root / "test", [tiny_checkpoint], EvalOptions(device="cpu"))
+    info = report.rows[0].info
+    assert info["config_digest"] == hashlib.sha256(text.encode()).hexdigest()[:12]
+    assert info["config_name"] == "tiny"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"baselines": ("mean",)}, "unknown baseline 'mean'"),
+        ({"perturbation": "L9"}, "perturbation"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"refine_steps": -1}, "refine_steps"),
+        ({"num_workers": -2}, "num_workers"),
+    ],
+)
+def test_eval_options_reject_bad_values(kwargs: dict, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        EvalOptions(**kwargs)
+
+
+def test_api_evaluate_needs_something_to_evaluate(dataset_root: Path) -> None:
+    from unsup3d_cli.config import ConfigError
+
+    with pytest.raises(ConfigError, match="nothing to evaluate"):
+        api.evaluate(dataset_root / "test", (), EvalOptions(device="cpu"))
 
 
 def test_refine_adds_photometric_errors(tiny_checkpoint: Path, dataset_root: Path) -> None:
     pytest.importorskip("unsup3d_cli.refine")
-    report = api.evaluate(dataset_root / "test", [tiny_checkpoint], device="cpu", refine_steps=2)
+    options = EvalOptions(device="cpu", refine_steps=2)
+    report = api.evaluate(dataset_root / "test", [tiny_checkpoint], options)
     row = report.to_dict()["rows"][0]
     assert row["name"] == "tiny +refine2"
     assert row["photometric_error"]["after"] <= row["photometric_error"]["before"] + 1e-6
@@ -499,7 +581,7 @@ def test_original_synface_layout_with_8bit_depth_and_crop(
     state["config"]["data"]["crop"] = 170  # as configs/synface.yaml
     cropped = tmp_path / "synface.pt"
     save_checkpoint(cropped, {k: v for k, v in state.items() if k not in ("version", "program")})
-    report = api.evaluate(split, [cropped], ["const"], device="cpu")
+    report = api.evaluate(split, [cropped], EvalOptions(("const",), device="cpu"))
     assert report.protocol["crop"] == 170
     assert [row.n_images for row in report.rows] == [2, 2]
     gt = torch.stack([load_depth(split / "depth" / f"{i}_depth.png", SIZE, 170) for i in range(2)])

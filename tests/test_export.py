@@ -31,6 +31,7 @@ from unsup3d_cli.export import (
     parse_formats,
     sample_texture,
 )
+from unsup3d_cli.reconstruct import ReconstructOptions
 
 SIZE = 64
 FOV_DEG = 10.0
@@ -471,8 +472,8 @@ def test_checkpoint_runs_reconstruct_into_a_temporary_folder(
 ) -> None:
     calls = []
 
-    def fake_reconstruct(checkpoint, inputs, out_dir, **kwargs):
-        calls.append((checkpoint, inputs, out_dir, kwargs))
+    def fake_reconstruct(checkpoint, inputs, out_dir, options, **kwargs):
+        calls.append((checkpoint, inputs, out_dir, options, kwargs))
         for path in inputs:
             write_folder(Path(out_dir) / Path(path).stem, bump_depth())
         return {"done": len(inputs)}
@@ -483,9 +484,10 @@ def test_checkpoint_runs_reconstruct_into_a_temporary_folder(
         images, tmp_path / "out", formats=("glb",), checkpoint=tmp_path / "m.pt", device="cpu"
     )
     assert [e.name for e in exported] == ["a", "b"]
-    ((checkpoint, inputs, work_dir, kwargs),) = calls
+    ((checkpoint, inputs, work_dir, options, kwargs),) = calls
     assert checkpoint == tmp_path / "m.pt" and inputs == images
-    assert kwargs == {"device": "cpu", "force": True, "detect_faces": None, "preset": None}
+    assert options == ReconstructOptions(detect_faces=None, force=True)  # None: the model decides
+    assert kwargs == {"device": "cpu", "preset": None}
     assert not Path(work_dir).exists()  # the temporary folder is gone
     _, n_faces = expected_counts(bump_depth(), 0.1 * (DEPTH_RANGE[1] - DEPTH_RANGE[0]))
     assert len(load_mesh(tmp_path / "out" / "a.glb").faces) == n_faces

@@ -2,12 +2,12 @@
 
 Layers, low to high (a module may import its own layer and the layers below it, never above):
 
-    checks, pngio, package root                0  leaves anyone may import
+    checks, pngio, images, package root        0  leaves anyone may import
     geometry                                   1
     render                                     2
     model, losses, metrics, data, synthetic    3  (data/synthetic may use geometry and render)
-    engine, evaluate, export                   4
-    config                                     5  composes the per-layer config dataclasses
+    engine, evaluation, export                 4
+    config, pretrained                         5  composes the per-layer config dataclasses
     api                                        6
     cli, __main__                              7
 
@@ -28,6 +28,7 @@ LAYER_RANK: dict[str, int] = {
     "": 0,  # the package itself (``__version__``)
     "checks": 0,
     "pngio": 0,
+    "images": 0,
     "geometry": 1,
     "render": 2,
     "model": 3,
@@ -35,9 +36,10 @@ LAYER_RANK: dict[str, int] = {
     "metrics": 3,
     "data": 3,
     "synthetic": 3,
+    "synth_mesh": 3,
     "facecrop": 3,
     "engine": 4,
-    "evaluate": 4,
+    "evaluation": 4,
     "export": 4,
     "refine": 4,
     "reconstruct": 4,

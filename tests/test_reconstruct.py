@@ -22,7 +22,10 @@ from unsup3d_cli.facecrop import (
     face_crop_box,
 )
 from unsup3d_cli.reconstruct import (
+    ReconstructOptions,
+    depth_png_codes,
     discover_images,
+    output_maps,
     output_names,
     prepare_photo,
     read_photo,
@@ -128,6 +131,60 @@ def test_discover_images_recurses_and_lists_the_rest(tmp_path: Path, good_photos
     assert reasons["missing.jpg"] == "no such file or folder"
 
 
+def test_discover_images_lists_symbolic_link_loops_and_broken_links(
+    tmp_path: Path, good_photos: Path
+) -> None:
+    (good_photos / "a.png").symlink_to("b.png")  # a.png → b.png → a.png
+    (good_photos / "b.png").symlink_to("a.png")
+    (good_photos / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    images, skipped = discover_images([good_photos, good_photos / "a.png"])
+    assert [p.name for p in images] == [
+        "lossless.webp", "small.png", "grey.bmp", "rgba.png", "wide16.tiff"
+    ]  # fmt: skip
+    assert [(Path(s.path).name, s.reason) for s in skipped] == [
+        ("a.png", "symbolic link loop"),
+        ("b.png", "symbolic link loop"),
+        ("gone.jpg", "broken symbolic link (its target does not exist)"),
+        ("a.png", "symbolic link loop"),  # given by name: the same reason
+    ]
+
+
+def test_a_symbolic_link_loop_is_listed_in_the_summary_and_on_the_console(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(_rgb(64, 64)).save(folder / "face.png")
+    (folder / "a.png").symlink_to("b.png")
+    (folder / "b.png").symlink_to("a.png")
+    out = tmp_path / "out"
+    result = _run("reconstruct", "--checkpoint", tiny_checkpoint, folder, "--out", out,
+                  "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    for name in ("a.png", "b.png"):
+        line = f"{folder / name}: symbolic link loop"
+        assert any(line in printed for printed in result.output.splitlines()), result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["processed"] == 1 and summary["skipped_count"] == 2
+    assert summary["skipped"] == [
+        {"path": str(folder / "a.png"), "reason": "symbolic link loop"},
+        {"path": str(folder / "b.png"), "reason": "symbolic link loop"},
+    ]
+
+
+def test_an_animated_gif_is_read_as_its_first_frame(tmp_path: Path) -> None:
+    first, second = (Image.new("RGB", (50, 40), colour) for colour in ((255, 0, 0), (0, 0, 255)))
+    path = tmp_path / "blink.gif"
+    first.save(path, save_all=True, append_images=[second], duration=100, loop=0)
+    images, skipped = discover_images([tmp_path])
+    assert images == [path] and not skipped  # a .gif is an image file
+    photo, scale, notes = read_photo(path)
+    assert photo.shape == (40, 50, 3) and scale == 1.0
+    np.testing.assert_allclose(photo, np.broadcast_to([1.0, 0.0, 0.0], photo.shape))
+    assert len(notes) == 1 and notes[0].startswith(f"{path}: 2 frames")
+    assert "the first one is used" in notes[0]
+
+
 def test_output_names_are_unique_and_stable() -> None:
     paths = [Path("a/face.jpg"), Path("b/face.png"), Path("c/Face.jpg"), Path("d/other.png")]
     assert output_names(paths) == ["face", "face_2", "Face_3", "other"]
@@ -214,8 +271,36 @@ def test_prepare_photo_falls_back_to_a_centre_crop(tmp_path: Path) -> None:
 # End to end
 
 
-def _decode_depth_png(path: Path) -> np.ndarray:
-    return 1.1 - 0.2 * np.asarray(Image.open(path), dtype=np.float64) / 65535
+def _decode_depth_png(path: Path, depth_range: list[float]) -> np.ndarray:
+    """``canonical_depth.png`` → depth, as ``depth_png_codes`` documents it."""
+    near, far = depth_range
+    return far - (far - near) * np.asarray(Image.open(path), dtype=np.float64) / 65535
+
+
+def test_depth_png_codes_span_the_models_depth_range() -> None:
+    depth = torch.tensor([[[0.5, 1.0, 2.0, 2.5, 0.4]]])  # (B, H, W): near, mid, far, past both
+    codes = depth_png_codes(depth, (0.5, 2.0))
+    assert codes.dtype == np.uint16
+    assert codes.tolist() == [[[65535, 43690, 0, 0, 65535]]]  # 65535·(2 − 1)/1.5 = 43690
+    default = depth_png_codes(torch.tensor([[[0.9, 1.0, 1.1]]]), (0.9, 1.1))
+    assert default.tolist() == [[[65535, 32768, 0]]]  # the synface-like 1.1 − 0.2·v/65535
+
+
+def test_canonical_depth_png_follows_the_checkpoints_depth_range() -> None:
+    from unsup3d_cli.model import ModelConfig, Unsup3D
+    from unsup3d_cli.render import Renderer
+
+    cfg = ModelConfig(width=16, encoder_width=16, depth_zdim=32, confidence_zdim=16,
+                      min_depth=0.5, max_depth=2.0)  # fmt: skip
+    model = Unsup3D(cfg, Renderer()).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        decomp = model(images)
+        maps = output_maps(model, images, decomp, model.reconstruct(decomp, mirror=False))
+    depth = decomp.depth[:, 0].numpy()  # (B, H, W)
+    assert ((depth < 0.9) | (depth > 1.1)).any()  # a fixed 0.9–1.1 encoding would clip these
+    decoded = 2.0 - 1.5 * maps["canonical_depth.png"].astype(np.float64) / 65535
+    np.testing.assert_allclose(decoded, depth, atol=1.5 / 65535)
 
 
 def test_reconstruction_error_hand_computed() -> None:
@@ -259,7 +344,8 @@ def test_reconstruct_writes_the_contract_folder(
     assert 0 < record["photometric_error"]["before"] < 1
     depth = np.load(folder / "canonical_depth.npy")
     assert depth.shape == (64, 64) and depth.dtype == np.float32
-    np.testing.assert_allclose(_decode_depth_png(folder / "canonical_depth.png"), depth, atol=4e-6)
+    decoded = _decode_depth_png(folder / "canonical_depth.png", record["depth_range"])
+    np.testing.assert_allclose(decoded, depth, atol=4e-6)
     assert set(np.unique(np.asarray(Image.open(folder / "view_mask.png")))) <= {0, 255}
     assert Image.open(folder / "input.png").size == (64, 64)
     summary = json.loads((out / "summary.json").read_text())
@@ -318,8 +404,9 @@ def test_reconstruct_a_huge_image_with_loader_workers(
 ) -> None:
     from unsup3d_cli import api
 
+    options = ReconstructOptions(batch_size=2, num_workers=1)
     summary = api.reconstruct(tiny_checkpoint, [huge_png, good_photos], tmp_path / "out",
-                              batch_size=2, device="cpu", num_workers=1)  # fmt: skip
+                              options, device="cpu")  # fmt: skip
     assert summary.processed == 6 and not summary.skipped
     assert any(str(huge_png) in note for note in summary.warnings)
     record = json.loads((tmp_path / "out" / "huge" / "result.json").read_text())
@@ -348,8 +435,8 @@ def test_animate_writes_a_turntable(tiny_checkpoint: Path, tmp_path: Path) -> No
     from unsup3d_cli.reconstruct import TURNTABLE_STEPS
 
     Image.fromarray(_rgb(64, 64)).save(tmp_path / "face.png")
-    api.reconstruct(tiny_checkpoint, [tmp_path / "face.png"], tmp_path / "out", animate=True,
-                    device="cpu")  # fmt: skip
+    api.reconstruct(tiny_checkpoint, [tmp_path / "face.png"], tmp_path / "out",
+                    ReconstructOptions(animate=True), device="cpu")  # fmt: skip
     frames = iio.imread(tmp_path / "out" / "face" / "turntable.gif", index=None)
     assert frames.shape[:3] == (2 * TURNTABLE_STEPS, 64, 64)
 

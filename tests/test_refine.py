@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from unsup3d_cli.model import Reconstruction
+from unsup3d_cli.reconstruct import ReconstructOptions
 from unsup3d_cli.refine import photometric_error, refine
 
 
@@ -110,8 +111,8 @@ def test_reconstruct_refine_writes_before_and_after(tiny_checkpoint: Path, tmp_p
     from unsup3d_cli import api
 
     save_image(_faces(1), tmp_path / "face.png")
-    api.reconstruct(tiny_checkpoint, [tmp_path / "face.png"], tmp_path / "out", refine_steps=4,
-                    device="cpu")  # fmt: skip
+    api.reconstruct(tiny_checkpoint, [tmp_path / "face.png"], tmp_path / "out",
+                    ReconstructOptions(refine_steps=4), device="cpu")  # fmt: skip
     error = json.loads((tmp_path / "out" / "face" / "result.json").read_text())
     objective = error["refinement_objective"]  # both reconstructions: what refine lowers
     assert objective["after"] < objective["before"]

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -44,6 +44,15 @@ from unsup3d_cli.engine.trainer import (
     fit,
     restore_state,
 )
+from unsup3d_cli.evaluation import (
+    EvalOptions,
+    EvalReport,
+    LoadedModel,
+    build_candidates,
+    config_digest,
+    evaluate_split,
+    split_config,
+)
 from unsup3d_cli.export import ExportedMesh, ExportError, MeshOptions, export_folders, find_records
 from unsup3d_cli.losses import VGGFeatures
 from unsup3d_cli.model import PRECISIONS, Decomposition, Unsup3D, has_native_bfloat16
@@ -55,7 +64,7 @@ from unsup3d_cli.pretrained import (
     load_into,
     load_weights,
 )
-from unsup3d_cli.render import Renderer
+from unsup3d_cli.reconstruct import ReconstructOptions, is_face_model, reconstruct_images
 
 __all__ = [
     "CheckpointError",
@@ -479,7 +488,8 @@ def describe_weights(loaded: LoadedWeights) -> list[str]:
     return notes
 
 
-# --- export (issue 3 §2) ----------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------
+# Export
 
 
 def export_meshes(
@@ -536,8 +546,9 @@ def _reconstruct_for_export(
     preset: str | None,
 ) -> list[Path]:
     """Run :func:`reconstruct` into ``work_dir``; the folders of its reconstructions."""
-    reconstruct(checkpoint, [Path(p) for p in inputs], work_dir, detect_faces=detect_faces,
-                device=device, force=True, preset=preset)  # fmt: skip
+    options = ReconstructOptions(detect_faces=detect_faces, force=True)
+    reconstruct(checkpoint, [Path(p) for p in inputs], work_dir, options, device=device,
+                preset=preset)  # fmt: skip
     try:
         return find_records([work_dir])
     except ExportError:
@@ -546,198 +557,84 @@ def _reconstruct_for_export(
 
 
 # --------------------------------------------------------------------------------------------
-# Evaluation (issue 4)
-
-
-def _eval_crop(configs: list[ExperimentConfig], crop: object) -> object:
-    """The crop of the test data: ``crop`` unless 'auto', else the checkpoints' (must agree)."""
-    if crop != "auto":
-        return crop
-    crops = {repr(cfg.data.crop): cfg.data.crop for cfg in configs}
-    if len(crops) > 1:
-        raise ConfigError(
-            f"the checkpoints were trained with different data.crop values ({', '.join(crops)}); "
-            "pass --crop to evaluate them on the same ground truth"
-        )
-    return next(iter(crops.values())) if crops else None
-
-
-def _config_digest(cfg: ExperimentConfig) -> str:
-    import hashlib
-    import json
-
-    text = json.dumps(config_to_dict(cfg), sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def _model_candidates(
-    checkpoints: list[Path], device: str, refine_steps: int, precision: str, preset: str | None
-) -> tuple[list, list[ExperimentConfig]]:
-    from unsup3d_cli.evaluate import Candidate, model_predictor
-
-    candidates, configs, seen = [], [], {}
-    for path in checkpoints:
-        model, loaded = _load_model(path, device, precision, preset)
-        cfg = loaded.config
-        for note in describe_weights(loaded):
-            log.warning("%s", note)
-        name = cfg.name if cfg.name not in seen else f"{cfg.name}#{seen[cfg.name] + 1}"
-        seen[cfg.name] = seen.get(cfg.name, 0) + 1
-        if refine_steps > 0:
-            name = f"{name} +refine{refine_steps}"
-        info = {"config_digest": _config_digest(cfg), "config_name": cfg.name}
-        if loaded.source_format == ORIGINAL_FORMAT:
-            info.update(checkpoint_format=ORIGINAL_FORMAT, preset=loaded.preset)
-        predict = model_predictor(model, refine_steps)
-        candidates.append(Candidate(name, predict, model.renderer, str(path), info))
-        configs.append(cfg)
-    return candidates, configs
-
-
-def _baseline_candidates(
-    baselines: list[str], renderer: Renderer, train_dir: Path, image_size: int, crop: object
-) -> list:
-    from unsup3d_cli.evaluate import (
-        PROTOCOL_TEXT,
-        Candidate,
-        average_gt_depth,
-        constant_predictor,
-        mean_depth_predictor,
-    )
-
-    candidates = []
-    for name in baselines:
-        info = {"definition": PROTOCOL_TEXT["baselines"][name]}
-        if name == "const":
-            candidates.append(Candidate(name, constant_predictor(), renderer, None, info))
-            continue
-        if not train_dir.is_dir():
-            raise DataError(
-                f"the avg-gt baseline needs the training split: {train_dir} is not a folder "
-                "(pass --train-data)"
-            )
-        mean_depth, used = average_gt_depth(train_dir, image_size, crop)
-        info.update(train_data=str(train_dir), n_train_images=used)
-        candidates.append(Candidate(name, mean_depth_predictor(mean_depth), renderer, None, info))
-    return candidates
+# Evaluation
 
 
 def evaluate(
     data: Path | str,
-    checkpoints: list[Path | str] | tuple = (),
-    baselines: list[str] | tuple = (),
-    *,
-    train_data: Path | str | None = None,
-    out: Path | str | None = None,
-    markdown: Path | str | None = None,
-    perturbation: str | None = None,
-    refine_steps: int = 0,
-    batch_size: int = 64,
-    device: str = "auto",
-    crop: object = "auto",
-    num_workers: int = 0,
-    seed: int = 0,
-    precision: str = "fp32",
-    preset: str | None = None,
-):
+    checkpoints: Sequence[Path | str] = (),
+    options: EvalOptions | None = None,
+) -> EvalReport:
     """Score checkpoints and baselines on a paired test split with the paper's protocol.
 
     Args:
         data: the test split in the synface layout (``image/``, ``depth/``, optional
             ``meta.jsonl`` with ground-truth poses).
-        checkpoints: checkpoints written by ``unsup3d train``; one row each.
-        baselines: any of 'const' and 'avg-gt'; one row each, after the checkpoints.
-        train_data: training split for 'avg-gt' (default: ``<data>/../train``).
-        out: JSON file to write (None: not written).
-        markdown: markdown file to write (None: not written).
-        perturbation: None, 'L1', 'L2', 'L3' (occlusion levels) or 'asym'.
-        refine_steps: test-time refinement steps (``unsup3d_cli.refine``); 0 = none.
-        batch_size: images per batch.
-        device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
-        crop: 'auto' (the checkpoints' ``data.crop``, none without checkpoints), None, a
-            centre-crop side or a (top, left, height, width) box.
-        num_workers: data loader worker processes.
-        seed: seed of the perturbations.
-        precision: the networks' arithmetic, 'fp32', 'bf16' or 'auto' (see :func:`load_model`).
-        preset: settings of original Unsup3D checkpoints (see :func:`load_model`).
+        checkpoints: checkpoints written by ``unsup3d train`` or ``unsup3d convert``, or
+            original Unsup3D ones; one row each.
+        options: baselines, perturbation, refinement, batching, device, crop, precision,
+            preset and output files (:class:`~unsup3d_cli.evaluation.EvalOptions`; None: its
+            defaults).
 
     Returns:
-        The :class:`~unsup3d_cli.evaluate.EvalReport`.
+        The :class:`~unsup3d_cli.evaluation.EvalReport`.
 
     Raises:
         ConfigError: bad settings, or checkpoints that disagree on the crop.
-        DataError: a missing or empty split, or a malformed ``meta.jsonl``.
+        DataError: a missing or empty split (a ``meta.jsonl`` that cannot be read as poses
+            only leaves out the viewpoint columns, with a warning).
         CheckpointError: an unusable checkpoint.
     """
-    from unsup3d_cli.evaluate import BASELINES, EvalConfig, evaluate_split
-
-    target = resolve_device(device)
-    precision = resolve_precision(precision, target)
+    options = options or EvalOptions()
+    target = resolve_device(options.device)
+    precision = resolve_precision(options.precision, target)
     data = Path(data)
     if not data.is_dir():
         raise DataError(f"test split folder not found: {data}")
-    unknown = [name for name in baselines if name not in BASELINES]
-    if unknown or not (checkpoints or baselines):
-        raise ConfigError(
-            f"unknown baseline {unknown[0]!r} (use {', '.join(BASELINES)})"
-            if unknown
-            else "nothing to evaluate: give at least one checkpoint or baseline"
-        )
-    if refine_steps > 0:
-        _require_refine()
-    candidates, configs = _model_candidates([Path(c) for c in checkpoints], str(target),
-                                            refine_steps, precision, preset)  # fmt: skip
-    image_size = configs[0].data.image_size if configs else 64
+    if not (checkpoints or options.baselines):
+        raise ConfigError("nothing to evaluate: give at least one checkpoint or baseline")
+    models = [_evaluated_model(Path(c), str(target), precision, options.preset)
+              for c in checkpoints]  # fmt: skip
     try:
-        cfg = EvalConfig(
-            batch_size=batch_size, image_size=image_size, crop=_eval_crop(configs, crop),
-            perturbation=perturbation, perturbation_seed=seed, refine_steps=refine_steps,
-            num_workers=num_workers,
-        )  # fmt: skip
+        cfg = split_config(options, models)
     except ValueError as err:
-        raise ConfigError(f"eval: {err}") from err
-    renderer = Renderer(configs[0].renderer) if configs else Renderer()
-    train_dir = Path(train_data) if train_data is not None else data.parent / "train"
-    candidates += _baseline_candidates(list(dict.fromkeys(baselines)), renderer.to(target),
-                                       train_dir, image_size, cfg.crop)  # fmt: skip
+        raise ConfigError(str(err)) from err
+    candidates = build_candidates(data, models, options, cfg, target)
     extra = {"device": str(target), "checkpoints": [str(c) for c in checkpoints],
              "precision": precision}  # fmt: skip
     report = evaluate_split(data, candidates, cfg, target, extra)
-    if out is not None:
-        report.write_json(out)
-    if markdown is not None:
-        report.write_markdown(markdown)
+    if options.out is not None:
+        report.write_json(options.out)
+    if options.markdown is not None:
+        report.write_markdown(options.markdown)
     return report
 
 
-def _require_refine() -> None:
-    try:
-        import unsup3d_cli.refine  # noqa: F401
-    except ImportError as err:
-        raise ConfigError(
-            f"--refine needs unsup3d_cli.refine, which cannot be imported: {err}"
-        ) from err
+def _evaluated_model(path: Path, device: str, precision: str, preset: str | None) -> LoadedModel:
+    """Load a checkpoint for evaluation (notes on its weights logged) as plain values."""
+    model, loaded = _load_model(path, device, precision, preset)
+    for note in describe_weights(loaded):
+        log.warning("%s", note)
+    cfg = loaded.config
+    info = {}
+    if loaded.source_format == ORIGINAL_FORMAT:
+        info = {"checkpoint_format": ORIGINAL_FORMAT, "preset": loaded.preset}
+    digest = config_digest(config_to_dict(cfg))
+    return LoadedModel(model, str(path), cfg.name, digest, cfg.data.crop,
+                       cfg.data.image_size, info)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------
-# Reconstruction (issue 3 §1)
+# Reconstruction
 
 
 def reconstruct(
     checkpoint: Path | str,
     inputs: list[Path | str] | tuple,
     out_dir: Path | str,
+    options: ReconstructOptions | None = None,
     *,
-    detect_faces: bool | None = None,
-    batch_size: int = 32,
     device: str = "auto",
-    refine_steps: int = 0,
-    refine_residuals: bool = False,
-    animate: bool = False,
-    force: bool = False,
-    strict: bool = False,
-    num_workers: int | None = None,
-    threads: int | None = None,
     precision: str = AUTO_PRECISION,
     preset: str | None = None,
 ):
@@ -748,17 +645,11 @@ def reconstruct(
             config stored in it.
         inputs: image files and folders (searched recursively).
         out_dir: output folder: ``<name>/`` per image, ``index.html``, ``summary.json``.
-        detect_faces: crop the largest face of each photo; None: on for face models (run name
-            or data root mentions 'face' or 'celeba'), off otherwise.
-        batch_size: images per model batch.
+        options: how to run (batch size, refinement, animation, force, strict, workers,
+            threads; default: :class:`~unsup3d_cli.reconstruct.ReconstructOptions`'s defaults).
+            Its ``detect_faces`` None turns face crops on for face models (run name or data
+            root mentions 'face' or 'celeba') and off otherwise.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
-        refine_steps: test-time refinement steps (0: off).
-        refine_residuals: let refinement fit small depth and albedo residuals too.
-        animate: also write a ±60° turntable GIF per image.
-        force: overwrite existing image folders (else they are kept and counted).
-        strict: stop at the first unusable input instead of skipping it.
-        num_workers: loader processes (None: automatic).
-        threads: CPU threads of the model (None: torch's setting, every core by default).
         precision: the networks' arithmetic, 'fp32', 'bf16' or 'auto' (see :func:`load_model`).
         preset: settings of an original Unsup3D checkpoint (see :func:`load_model`).
 
@@ -769,21 +660,12 @@ def reconstruct(
         CheckpointError: the checkpoint is missing, unreadable or not ours.
         DataError: no usable input image, a skipped input with ``strict``, or unwritable
             outputs (the message names the file).
-        ConfigError: impossible options (batch size, refine steps).
     """
-    from unsup3d_cli.reconstruct import ReconstructOptions, is_face_model, reconstruct_images
-
+    options = options if options is not None else ReconstructOptions()
     model, loaded = _load_model(checkpoint, device, precision, preset)
     cfg = loaded.config
-    try:
-        options = ReconstructOptions(
-            detect_faces=is_face_model(cfg) if detect_faces is None else detect_faces,
-            batch_size=batch_size, refine_steps=refine_steps, refine_residuals=refine_residuals,
-            animate=animate, force=force, strict=strict, num_workers=num_workers,
-            threads=threads,
-        )  # fmt: skip
-    except ValueError as err:
-        raise ConfigError(f"reconstruct: {err}") from err
+    if options.detect_faces is None:
+        options = dataclasses.replace(options, detect_faces=is_face_model(cfg))
     return reconstruct_images(model, inputs, out_dir, options, str(checkpoint), cfg.renderer,
                               notes=describe_weights(loaded))  # fmt: skip
 

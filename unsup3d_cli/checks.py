@@ -30,4 +30,3 @@ def check_shape(x: Tensor, spec: str, name: str = "tensor") -> None:
             raise ValueError(
                 f"{name}: expected shape ({spec}) with equal '{token}' sizes, got {tuple(x.shape)}"
             )
-

@@ -23,13 +23,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
-from PIL import Image, ImageOps
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
-from torchvision.transforms import InterpolationMode
 
 from unsup3d_cli.checks import check_shape
+from unsup3d_cli.images import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    read_grey_levels,
+    read_image,
+    resize_image,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,25 +41,17 @@ Crop = int | tuple[int, int, int, int] | None
 """A centre-crop side, a (top, left, height, width) box, or no crop."""
 Item = dict[str, Any]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-"""File name suffixes (compared case-insensitively) that count as images."""
 SOURCES = ("folder", "paired", "synthetic")
 """Accepted values of :attr:`DataConfig.source`."""
 SPLITS = ("train", "val", "test")
 """Split names accepted by :func:`build_dataset`."""
 DEPTH_FAR = 1.1
-"""World depth of a depth-map pixel of value 0 (background)."""
+"""World depth of a synface depth-map pixel of value 0 (background). The ground-truth encoding
+``d = DEPTH_FAR - DEPTH_RANGE * v / vmax`` is a fact of the dataset format, defined only here."""
 DEPTH_RANGE = 0.2
 """World depth span of a depth map: the brightest value decodes to ``DEPTH_FAR - DEPTH_RANGE``."""
 
 _SYNTHETIC_SEEDS = {"train": 0, "val": 1, "test": 2}
-_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-_WIDE_MAX = 65535.0
-_READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-class DataError(ValueError):
-    """A data folder or file is missing, empty or unreadable (the message names it)."""
 
 
 @dataclass(frozen=True)
@@ -160,43 +156,44 @@ def find_images(root: Path | str) -> list[Path]:
     return paths
 
 
-def _open(path: Path) -> Image.Image:
-    """Decode a whole image file, EXIF orientation applied; DataError if unreadable."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return ImageOps.exif_transpose(img)
-    except _READ_ERRORS as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read image {path}: {reason}") from exc
+def crop_pixels(pixels: np.ndarray, crop: Crop) -> np.ndarray:
+    """Cut a configured crop out of a decoded image, zero-padding where it leaves the image.
 
+    An int side is centred as torchvision's ``center_crop`` centres it (the offset
+    ``round((H - side) / 2)``, or the image padded evenly when the side is larger).
 
-def _grey_plane(img: Image.Image, scale: float) -> Image.Image:
-    """Single-channel image → float ('F' mode) image holding pixel values divided by ``scale``."""
-    values = np.asarray(img).astype(np.float32) / scale  # (H, W)
-    return Image.fromarray(values)
-
-
-def _crop_resize(img: Image.Image, size: int, crop: Crop) -> Tensor:
-    """Crop (centre side or box), resize bilinearly with antialiasing, convert to a tensor.
+    Args:
+        pixels: shape (H, W, C).
+        crop: a centre-crop side, a (top, left, height, width) box, or None (no crop).
 
     Returns:
-        (C, size, size) float tensor; 8-bit channels are scaled to [0, 1], 'F' planes are not.
+        The crop, shape (height, width, C); ``pixels`` itself when ``crop`` is None.
     """
+    if crop is None:
+        return pixels
     if isinstance(crop, int):
-        img = TF.center_crop(img, [crop, crop])
-    elif crop is not None:
-        top, left, height, width = crop
-        img = TF.crop(img, top, left, height, width)
-    img = TF.resize(img, [size, size], interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return TF.to_tensor(img)
+        height, width = pixels.shape[:2]
+        crop = (_centred_offset(height, crop), _centred_offset(width, crop), crop, crop)
+    top, left, height, width = crop
+    out = np.zeros((height, width, pixels.shape[2]), dtype=pixels.dtype)  # (h, w, C)
+    first_row, end_row = max(top, 0), min(top + height, pixels.shape[0])
+    first_col, end_col = max(left, 0), min(left + width, pixels.shape[1])
+    if first_row < end_row and first_col < end_col:
+        inside = pixels[first_row:end_row, first_col:end_col]
+        out[first_row - top : end_row - top, first_col - left : end_col - left] = inside
+    return out
+
+
+def _centred_offset(extent: int, side: int) -> int:
+    """Start of a centred ``side`` in an ``extent`` (negative when the side is larger)."""
+    return int(round((extent - side) / 2.0)) if side <= extent else -((side - extent) // 2)
 
 
 def load_image(path: Path | str, size: int = 64, crop: Crop = None) -> Tensor:
     """Read an image file as an RGB float tensor.
 
-    Grey (8- or 16-bit), palette and RGBA images become RGB (alpha is dropped); 16-bit grey is
-    scaled by 1/65535 without an 8-bit round trip.
+    Decoding (EXIF orientation, grey, 16-bit, palette, alpha over white, CMYK) and the
+    bilinear resize are :mod:`unsup3d_cli.images`'s, shared with ``reconstruct``.
 
     Args:
         path: image file.
@@ -209,23 +206,16 @@ def load_image(path: Path | str, size: int = 64, crop: Crop = None) -> Tensor:
     Raises:
         DataError: if the file cannot be decoded.
     """
-    path = Path(path)
-    img = _open(path)
-    if img.mode in _WIDE_GREY_MODES:
-        grey = _crop_resize(_grey_plane(img, _WIDE_MAX), size, crop).clamp(0.0, 1.0)  # (1, S, S)
-        return grey.expand(3, -1, -1).contiguous()  # (3, S, S)
-    if img.mode == "F":
-        grey = _crop_resize(img, size, crop).clamp(0.0, 1.0)  # (1, S, S)
-        return grey.expand(3, -1, -1).contiguous()  # (3, S, S)
-    return _crop_resize(img.convert("RGB"), size, crop)  # (3, S, S)
+    pixels = read_image(path).pixels  # (H, W, 3)
+    return resize_image(crop_pixels(pixels, crop), size)  # (3, S, S)
 
 
 def load_depth(path: Path | str, size: int = 64, crop: Crop = None) -> Tensor:
     """Read a depth map file and decode it to world depth.
 
-    The decoding is ``d = 1.1 - 0.2 * v / vmax`` with ``vmax`` 255 for 8-bit and 65535 for
-    16-bit files (brighter is nearer, black background is 1.1). RGB files use channel 0. The
-    map goes through the same crop and bilinear resize as the image (on the raw values).
+    The decoding is ``d = DEPTH_FAR - DEPTH_RANGE * v / vmax`` (1.1 and 0.2) with ``vmax`` 255
+    for 8-bit and 65535 for 16-bit files (brighter is nearer, black background is 1.1). RGB
+    files use channel 0. The map goes through the same crop and resize as the image.
 
     Args:
         path: depth image file (8- or 16-bit).
@@ -238,16 +228,9 @@ def load_depth(path: Path | str, size: int = 64, crop: Crop = None) -> Tensor:
     Raises:
         DataError: if the file cannot be decoded or has an unsupported pixel format.
     """
-    path = Path(path)
-    img = _open(path)
-    if img.mode in _WIDE_GREY_MODES:
-        plane, vmax = img, _WIDE_MAX
-    elif img.mode in ("F", "I;16S", "I;32", "I;32S"):
-        raise DataError(f"unsupported depth pixel format {img.mode!r} (want 8/16-bit): {path}")
-    else:
-        plane, vmax = img.convert("RGB").getchannel(0), 255.0
-    values = _crop_resize(_grey_plane(plane, 1.0), size, crop)  # (1, S, S), raw pixel values
-    return DEPTH_FAR - DEPTH_RANGE * values / vmax
+    levels = read_grey_levels(path)[..., None]  # (H, W, 1), v / vmax
+    levels = resize_image(crop_pixels(levels, crop), size)  # (1, S, S)
+    return DEPTH_FAR - DEPTH_RANGE * levels
 
 
 def paired_depth_path(

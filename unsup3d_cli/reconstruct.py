@@ -2,7 +2,9 @@
 
 The pipeline streams: a data loader (worker processes, bounded prefetch) reads and crops the
 photos, the model runs on batches, and a small thread pool writes each image's folder, at
-most two batches behind, so memory stays flat however many images there are.
+most two batches behind, so memory stays flat however many images there are. Photos are
+decoded and resized by :mod:`unsup3d_cli.images`, as the training and evaluation datasets read
+their images, so a file reaches the model as the same tensor here as in training.
 
 Per image, ``<out>/<name>/`` holds the files listed in the contract (input crop,
 reconstruction, canonical albedo/shading/image/depth/normals, confidence maps, view depth and
@@ -14,13 +16,13 @@ why, and ``<out>/index.html`` is the gallery (:mod:`unsup3d_cli.gallery`).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
 import shutil
 import time
-import warnings
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,12 +33,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from unsup3d_cli.data import IMAGE_EXTENSIONS, DataError
 from unsup3d_cli.facecrop import (
     Box,
     FaceDetector,
@@ -46,6 +46,7 @@ from unsup3d_cli.facecrop import (
 )
 from unsup3d_cli.gallery import write_gallery
 from unsup3d_cli.geometry import euler_to_rotation
+from unsup3d_cli.images import IMAGE_EXTENSIONS, DataError, DecodedImage, read_image, resize_image
 from unsup3d_cli.model import Decomposition, Reconstruction, Unsup3D
 from unsup3d_cli.pngio import write_png
 from unsup3d_cli.refine import refine
@@ -59,10 +60,9 @@ MIN_SIDE = 16
 """Photos with a side shorter than this many pixels are skipped."""
 WORK_SIDE = 2048
 """Large photos are decoded (JPEG) or reduced to about this longer side before cropping."""
-DEPTH_FAR = 1.1
-"""Depth written as 0 in the 16-bit depth PNG (the background)."""
-DEPTH_SPAN = 0.2
-"""Depth span of the 16-bit depth PNG: v = 65535 · (DEPTH_FAR − d) / DEPTH_SPAN."""
+DEPTH_PNG_MAX = 65535
+"""Code of the near end of the model's depth range in ``canonical_depth.png`` (see
+:func:`depth_png_codes`)."""
 RELIGHT_DIRECTIONS = {"left": (1.0, 0.0, 1.0), "right": (-1.0, 0.0, 1.0), "above": (0.0, 1.0, 1.0)}
 """Directions (normalised on use) of the relighting lights; +x lights the image's left side."""
 RELIGHT_AMBIENT = 0.3
@@ -82,25 +82,15 @@ WRITE_AHEAD_BATCHES = 2
 WRITER_THREADS = 2
 """Threads writing the output files (PNG encoding and zlib release the GIL)."""
 
-_ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-_WIDE_GREY_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-
 
 @dataclass(frozen=True)
 class ReconstructOptions:
     """How ``reconstruct`` runs."""
 
-    detect_faces: bool = False
-    """Crop the largest face of each photo (else the centred square)."""
+    detect_faces: bool | None = None
+    """Crop the largest face of each photo (else the centred square). None lets
+    ``api.reconstruct`` decide from the checkpoint (on for face models, see
+    :func:`is_face_model`); :func:`reconstruct_images` reads None as off."""
     batch_size: int = 32
     """Images per model batch."""
     refine_steps: int = 0
@@ -193,18 +183,46 @@ def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _inside(path: Path, folder: Path | None) -> bool:
+    """Whether ``path`` (links followed) lies in ``folder`` (a resolved path, or None)."""
+    return folder is not None and path.resolve().is_relative_to(folder)
+
+
+def _link_problem(path: Path) -> str | None:
+    """Why a symbolic link cannot be followed (a loop, a missing target), or None."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "broken symbolic link (its target does not exist)"
+        return f"cannot follow the symbolic link ({exc.strerror})"
+    return None
+
+
+def _not_an_image(path: Path) -> Skipped:
+    return Skipped(str(path), f"not an image file ({path.suffix or 'no suffix'})")
+
+
 def _scan_folder(folder: Path, exclude: Path | None) -> tuple[list[Path], list[Skipped]]:
-    """Image files (sorted) and non-image files under a folder, recursively; hidden ignored."""
+    """Image files (sorted) and unusable files under a folder, recursively; hidden ignored."""
     images, others = [], []
     for path in sorted(folder.rglob("*")):
-        if _is_hidden(path, folder) or not path.is_file():
+        if _is_hidden(path, folder):
             continue
-        if exclude is not None and path.resolve().is_relative_to(exclude):
+        problem = _link_problem(path)
+        if problem is not None:
+            if not _inside(path.parent, exclude):
+                others.append(Skipped(str(path), problem))
+        elif not path.is_file() or _inside(path, exclude):
             continue
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(path)
         else:
-            others.append(Skipped(str(path), f"not an image file ({path.suffix or 'no suffix'})"))
+            others.append(_not_an_image(path))
     if not images:
         others.append(Skipped(str(folder), "no image files in this folder"))
     return images, others
@@ -220,13 +238,17 @@ def discover_images(
         exclude: a folder whose files are never inputs (the output folder).
 
     Returns:
-        The image files, and the inputs that are missing, not images, or empty folders.
+        The image files, and the inputs that are missing, not images, symbolic links that
+        cannot be followed (loops, missing targets), or empty folders.
     """
     exclude = exclude.resolve() if exclude is not None else None
     images: list[Path] = []
     skipped: list[Skipped] = []
     for item in map(Path, inputs):
-        if item.is_dir():
+        problem = _link_problem(item)
+        if problem is not None:
+            skipped.append(Skipped(str(item), problem))
+        elif item.is_dir():
             found, others = _scan_folder(item, exclude)
             images.extend(found)
             skipped.extend(others)
@@ -235,7 +257,7 @@ def discover_images(
         elif item.suffix.lower() in IMAGE_EXTENSIONS:
             images.append(item)
         else:
-            skipped.append(Skipped(str(item), f"not an image file ({item.suffix or 'no suffix'})"))
+            skipped.append(_not_an_image(item))
     seen: set[Path] = set()
     unique = [p for p in images if not (p.resolve() in seen or seen.add(p.resolve()))]
     return unique, skipped
@@ -260,47 +282,11 @@ def output_names(paths: Sequence[Path]) -> list[str]:
 # Reading and cropping one photo
 
 
-def _checked_size(path: Path, img: Image.Image, notes: list[str]) -> None:
-    width, height = img.size
-    if min(width, height) < MIN_SIDE:
-        raise DataError(
-            f"{path}: {width}×{height} px is too small (need at least {MIN_SIDE} px per side)"
-        )
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and width * height > limit:
-        notes.append(
-            f"{path}: {width}×{height} px ({width * height / 1e6:.0f} Mpx) is very large; "
-            "it is read at reduced size"
-        )
-
-
-def _as_float_image(img: Image.Image) -> Image.Image:
-    """Any PIL mode → 8-bit 'RGB' or 'L', or float grey 'F' in [0, 1]; alpha over white."""
-    if img.mode in _WIDE_GREY_MODES:
-        return Image.fromarray(np.asarray(img, dtype=np.float32) / 65535.0)
-    if img.mode == "F":
-        return img
-    if img.mode in _ALPHA_MODES or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return img if img.mode == "L" else img.convert("RGB")
-
-
-def _to_array(img: Image.Image) -> np.ndarray:
-    """An 'RGB', 'L' or 'F' image → float32 array (H, W, 3) in [0, 1]."""
-    if img.mode == "RGB":
-        return np.asarray(img, dtype=np.float32) / 255.0  # (H, W, 3)
-    grey = np.asarray(img, dtype=np.float32)  # (H, W)
-    grey = grey / 255.0 if img.mode == "L" else np.clip(np.nan_to_num(grey), 0.0, 1.0)
-    return np.repeat(grey[..., None], 3, axis=2)
-
-
 def read_photo(path: Path, work_side: int = WORK_SIDE) -> tuple[np.ndarray, float, list[str]]:
-    """Decode a photo of any size and format to RGB, upright per its EXIF orientation.
+    """Decode a photo of any size and format to upright RGB, and check its size.
 
-    Grey (8/16-bit), palette, CMYK and transparent images become RGB (transparency over
-    white). Photos longer than ``work_side`` are decoded at reduced size (JPEG) or reduced.
+    Decoding is :func:`unsup3d_cli.images.read_image`'s, as for training. Photos longer than
+    ``work_side`` are decoded at reduced size (JPEG) or reduced.
 
     Args:
         path: the image file.
@@ -308,36 +294,35 @@ def read_photo(path: Path, work_side: int = WORK_SIDE) -> tuple[np.ndarray, floa
 
     Returns:
         The photo (H, W, 3) float32 in [0, 1]; original pixels per returned pixel; one-line
-        notes (e.g. a very large photo).
+        notes (a very large photo, an animated one).
 
     Raises:
         DataError: unreadable, truncated, not an image, or too small (names the file).
     """
-    notes: list[str] = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                _checked_size(path, img, notes)
-                width = img.size[0]
-                reduce = -(-max(img.size) // work_side)
-                if reduce > 1 and img.format == "JPEG":
-                    img.draft(img.mode, (img.size[0] // reduce, img.size[1] // reduce))
-                orientation = img.getexif().get(0x0112)
-                img.load()
-                flat = _as_float_image(img)
-    except DataError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - decoders raise anything on a broken file
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"{path}: cannot read the image ({reason})") from None
-    reduce = -(-max(flat.size) // work_side)
-    if reduce > 1:
-        flat = flat.reduce(reduce)
-    scale = width / flat.size[0]
-    if orientation in _ORIENTATION:
-        flat = flat.transpose(_ORIENTATION[orientation])
-    return _to_array(flat), scale, notes
+    decoded = read_image(path, max_side=work_side)
+    return decoded.pixels, decoded.scale, _photo_notes(path, decoded)
+
+
+def _photo_notes(path: Path, decoded: DecodedImage) -> list[str]:
+    """Notes about a decoded photo; DataError if it is too small to use."""
+    width, height = decoded.file_size
+    if min(width, height) < MIN_SIDE:
+        raise DataError(
+            f"{path}: {width}×{height} px is too small (need at least {MIN_SIDE} px per side)"
+        )
+    notes = []
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        notes.append(
+            f"{path}: {width}×{height} px ({width * height / 1e6:.0f} Mpx) is very large; "
+            "it is read at reduced size"
+        )
+    if decoded.frames > 1:
+        notes.append(
+            f"{path}: {decoded.frames} frames (an animated image or a multi-page file); "
+            "the first one is used"
+        )
+    return notes
 
 
 @dataclass(frozen=True)
@@ -354,16 +339,6 @@ class PreparedPhoto:
     """The crop in the upright photo's pixels: (top, left, height, width)."""
     notes: tuple[str, ...] = ()
     error: str | None = None
-
-
-def _resize(crop: np.ndarray, size: int) -> np.ndarray:
-    """Crop (H, W, 3) → (3, size, size) float32, bilinear with antialiasing."""
-    image = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)  # (3, H, W)
-    if image.shape[-2:] != (size, size):
-        image = F.interpolate(
-            image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )[0].clamp(0.0, 1.0)
-    return np.ascontiguousarray(image.numpy(), dtype=np.float32)
 
 
 def prepare_photo(
@@ -388,9 +363,8 @@ def prepare_photo(
         method, box = "center", center_crop_box(height, width)
     crop = rgb if method == "full" else crop_with_edge_padding(rgb, box)
     full_box = box.scaled(scale) if scale != 1 else box
-    return PreparedPhoto(
-        index, _resize(crop, size), method, tuple(full_box.as_list()), tuple(notes)
-    )
+    image = resize_image(crop, size).numpy()  # (3, S, S), as data.load_image resizes
+    return PreparedPhoto(index, image, method, tuple(full_box.as_list()), tuple(notes))
 
 
 class PhotoDataset(Dataset):
@@ -473,6 +447,32 @@ def _uint8(x: Tensor) -> np.ndarray:
     return out.cpu().numpy()
 
 
+def model_depth_range(model: Unsup3D) -> tuple[float, float]:
+    """(min_depth, max_depth) of the model's canonical depth, as result.json records it."""
+    return model.cfg.min_depth, model.cfg.max_depth
+
+
+def depth_png_codes(depth: Tensor, depth_range: tuple[float, float]) -> np.ndarray:
+    """Depth → the 16-bit codes of ``canonical_depth.png``, a picture of the depth for viewing.
+
+    The model's depth range fills the 16 bits, far (the background side) black and near white:
+    ``v = round(65535 · (max_depth − d) / (max_depth − min_depth))``, clipped to [0, 65535].
+    Decode with ``d = max_depth − (max_depth − min_depth) · v / 65535``, taking ``depth_range``
+    from the image's result.json; ``canonical_depth.npy`` holds the exact values.
+
+    Args:
+        depth: depth in world units, shape (B, H, W).
+        depth_range: (min_depth, max_depth) of the model (:func:`model_depth_range`).
+
+    Returns:
+        uint16 codes of shape (B, H, W), on the CPU.
+    """
+    near, far = depth_range
+    codes = (far - depth.float()) / (far - near) * DEPTH_PNG_MAX  # (B, H, W)
+    codes = codes.clamp(0, DEPTH_PNG_MAX).round()
+    return codes.to(torch.int32).cpu().numpy().astype(np.uint16)
+
+
 def output_maps(
     model: Unsup3D, images: Tensor, decomp: Decomposition, recon: Reconstruction
 ) -> dict[str, np.ndarray]:
@@ -490,14 +490,13 @@ def output_maps(
     """
     batch = images.shape[0]
     depth = decomp.depth[:, 0]  # (B, H, W)
-    depth16 = ((DEPTH_FAR - depth) / DEPTH_SPAN * 65535).clamp(0, 65535).round()
     maps = {
         "input.png": _uint8(images),
         "reconstruction.png": _uint8(recon.image[:batch]),
         "canonical_albedo.png": _uint8(decomp.albedo),
         "canonical_shading.png": _uint8(recon.shading[:batch]),
         "canonical_image.png": _uint8(recon.canonical_image[:batch]),
-        "canonical_depth.png": depth16.to(torch.int32).cpu().numpy().astype(np.uint16),
+        "canonical_depth.png": depth_png_codes(depth, model_depth_range(model)),
         "canonical_depth.npy": depth.float().cpu().numpy(),
         "view_depth.npy": recon.view_depth[:batch, 0].float().cpu().numpy(),
         "view_mask.png": _uint8(recon.view_mask[:batch]),
@@ -855,7 +854,7 @@ def _camera(model: Unsup3D, renderer_cfg: Any) -> dict:
 
 def _depth_fields(model: Unsup3D) -> dict:
     return {
-        "depth_range": [model.cfg.min_depth, model.cfg.max_depth],
+        "depth_range": list(model_depth_range(model)),
         "border_depth": model.border_depth,
         "confidence_maps": model.confidence_net is not None,
     }

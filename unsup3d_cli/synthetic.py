@@ -46,15 +46,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from unsup3d_cli.data import DEPTH_FAR, DEPTH_RANGE
 from unsup3d_cli.geometry import euler_to_rotation, points_to_normals, rigid_transform
 from unsup3d_cli.render import Renderer, RendererConfig, lambertian_shading
 
 GENERATOR_VERSION = "synth-faces-2"
 """Changes whenever the same (seed, index) would give a different image."""
-BACKGROUND_DEPTH = 1.1
-"""Depth of the background, as in the synface layout (0 in the depth PNG)."""
-MIN_DEPTH = 0.9
-"""Nearest depth a face reaches (the model's canonical range is [0.9, 1.1])."""
+BACKGROUND_DEPTH = DEPTH_FAR
+"""Depth of the background, as in the synface layout (0 in the depth PNG): 1.1."""
+MIN_DEPTH = DEPTH_FAR - DEPTH_RANGE
+"""Nearest depth a face reaches, the nearest the synface depth PNG holds: 0.9 (the model's
+canonical range is [0.9, 1.1])."""
 FOREGROUND_MARGIN = 1e-5
 """Foreground pixels have depth < BACKGROUND_DEPTH − margin (16-bit code ≥ 3, never 0)."""
 COVERAGE_THRESHOLD = 0.5

@@ -155,17 +155,22 @@ def eval_command(
     except ValueError as exc:
         raise fail(exc) from None
     from unsup3d_cli import api
+    from unsup3d_cli.evaluation import EvalOptions
 
     check_device(device)
     check_preset(preset)
     out = out or default_out(checkpoints, occlusion, refine)
-    with user_errors():
-        report = api.evaluate(
-            data, checkpoints, baselines, train_data=train_data, out=out, markdown=markdown,
+    try:
+        options = EvalOptions(
+            baselines=tuple(baselines), train_data=train_data, out=out, markdown=markdown,
             perturbation=occlusion, refine_steps=refine, batch_size=batch_size, device=device,
             crop=crop_value, num_workers=num_workers, seed=seed, precision=precision,
             preset=preset,
         )  # fmt: skip
+    except ValueError as exc:
+        raise fail(exc) from None
+    with user_errors():
+        report = api.evaluate(data, checkpoints, options)
     print_table(report)
     for label, path in (("JSON", out), ("Markdown", markdown)):
         if path is not None:

@@ -111,16 +111,19 @@ def reconstruct_command(
 ) -> None:
     """Reconstruct photos: depth, normals, albedo, light, relit views and an HTML gallery."""
     from unsup3d_cli import api
+    from unsup3d_cli.reconstruct import ReconstructOptions
 
     check_device(device)
     check_preset(preset)
+    options = ReconstructOptions(
+        detect_faces=detect_faces, batch_size=batch_size, refine_steps=refine,
+        refine_residuals=refine_residuals, animate=animate, force=force, strict=strict,
+        threads=threads,
+    )  # fmt: skip
     with user_errors():
         summary = api.reconstruct(
-            checkpoint, inputs, out, detect_faces=detect_faces, batch_size=batch_size,
-            device=device, refine_steps=refine, refine_residuals=refine_residuals,
-            animate=animate, force=force, strict=strict, threads=threads, precision=precision,
-            preset=preset,
-        )  # fmt: skip
+            checkpoint, inputs, out, options, device=device, precision=precision, preset=preset
+        )
     _report(summary)
 
 
