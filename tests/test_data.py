@@ -336,10 +336,7 @@ def test_build_dataset_synthetic_seeds_differ_per_split(monkeypatch: pytest.Monk
     assert len({seed for _, seed, _ in calls}) == 3
 
 
-def test_real_synthetic_sample_if_available() -> None:
-    module = pytest.importorskip("unsup3d_cli.synthetic")
-    if not hasattr(module, "synthetic_sample"):
-        pytest.skip("unsup3d_cli.synthetic has no synthetic_sample yet")
+def test_real_synthetic_samples_are_deterministic_images_with_depth() -> None:
     dataset = SyntheticDataset(length=2, seed=0, image_size=64)
     first, again = dataset[1], dataset[1]
     assert first["image"].shape == (3, 64, 64) and first["depth"].shape == (1, 64, 64)

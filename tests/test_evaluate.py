@@ -470,7 +470,6 @@ def test_api_evaluate_needs_something_to_evaluate(dataset_root: Path) -> None:
 
 
 def test_refine_adds_photometric_errors(tiny_checkpoint: Path, dataset_root: Path) -> None:
-    pytest.importorskip("unsup3d_cli.refine")
     options = EvalOptions(device="cpu", refine_steps=2)
     report = api.evaluate(dataset_root / "test", [tiny_checkpoint], options)
     row = report.to_dict()["rows"][0]
