@@ -45,7 +45,9 @@ def _cfg(*extra: str) -> ExperimentConfig:
 
 
 def _shards(num: int, batch: int, world: int, epoch: int = 0, start: int = 0) -> list[list]:
-    samplers = [FlipSampler(num, True, True, 3, batch, rank, world) for rank in range(world)]
+    samplers = [
+        FlipSampler(num, True, True, 3, batch, rank=rank, world_size=world) for rank in range(world)
+    ]
     for sampler in samplers:
         sampler.set_epoch(epoch, start)
     return [list(sampler) for sampler in samplers]

@@ -161,6 +161,8 @@ def test_layout_counts_and_dataset_json(dataset: Path) -> None:
     info = json.loads((dataset / "dataset.json").read_text())
     assert info["seed"] == SEED and info["num_images"] == NUM and info["image_size"] == 64
     assert info["counts"] == COUNTS and info["version"]
+    assert info["style"] == "heightfield"  # the default style
+    assert info["generator_config"]["face_scale"] == SynthConfig().face_scale
     assert info["camera"]["fov_deg"] == 10.0 and info["camera"]["rot_center_depth"] == 1.0
     first = 0
     for split, count in COUNTS.items():
@@ -190,8 +192,10 @@ def test_pngs_encode_images_and_16_bit_depth(dataset: Path) -> None:
 
 
 def test_encode_depth_round_trip_extremes() -> None:
-    depth = torch.tensor([[[0.9, 1.0, 1.1, 1.2, 0.8]]])
-    assert encode_depth(depth).tolist() == [[65535, 32768, 0, 0, 65535]]
+    depth = torch.tensor([[[0.9, 1.0, 1.1, 1.2, 0.8, 1.1 - 1e-6]]])
+    assert encode_depth(depth).tolist() == [[65535, 32768, 0, 0, 65535, 0]]
+    mask = torch.tensor([[[True, True, False, False, True, True]]])
+    assert encode_depth(depth, mask).tolist() == [[65535, 32768, 0, 0, 65535, 1]]
 
 
 def test_meta_records(dataset: Path) -> None:
@@ -253,7 +257,7 @@ def test_paired_loader_reads_the_output(dataset: Path) -> None:
 
 
 def test_failed_run_leaves_no_output(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import unsup3d_cli.synth_dataset as synth_dataset
+    from unsup3d_cli import synth_dataset
 
     def broken(chunk):  # noqa: ANN001
         raise RuntimeError("disk full")
@@ -296,7 +300,7 @@ def test_cli_writes_the_same_bytes(dataset: Path, tmp_path: Path) -> None:
     result = invoke("synth", str(out), "--num", str(NUM), "--seed", str(SEED), "--split",
                     "0.6,0.2,0.2", "--workers", "1")  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert re.search(r"Wrote 20 faces \(train/val/test 12/4/4\)", result.stdout)
+    assert re.search(r"Wrote 20 heightfield faces \(train/val/test 12/4/4\)", result.stdout)
     assert tree_bytes(out) == tree_bytes(dataset)
 
 

@@ -666,7 +666,8 @@ def reconstruct(
     cfg = loaded.config
     if options.detect_faces is None:
         options = dataclasses.replace(options, detect_faces=is_face_model(cfg))
-    return reconstruct_images(model, inputs, out_dir, options, str(checkpoint), cfg.renderer,
+    return reconstruct_images(model, inputs, out_dir, options, checkpoint=str(checkpoint),
+                              renderer_cfg=cfg.renderer,
                               notes=describe_weights(loaded))  # fmt: skip
 
 
@@ -674,11 +675,13 @@ def synthesize(
     out_dir: Path | str,
     num: int,
     seed: int = 0,
+    *,
     image_size: int = 64,
     split: tuple[float, float, float] = (0.8, 0.1, 0.1),
     workers: int = 1,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    style: str | None = None,
 ):
     """Generate synthetic faces with ground-truth depth, pose and light in the synface layout.
 
@@ -691,13 +694,27 @@ def synthesize(
         workers: processes; the files do not depend on it.
         force: replace an earlier synth output in ``out_dir``.
         progress: called with the number of images finished after each batch.
+        style: the face generator, ``"heightfield"`` (depth-map faces drawn by the model's own
+            renderer) or ``"mesh"`` (triangle-mesh heads drawn by an independent rasterizer);
+            None: :data:`~unsup3d_cli.synth_dataset.DEFAULT_STYLE`.
 
     Returns:
-        The :class:`~unsup3d_cli.synth_dataset.SynthSummary` (folder, counts, seconds, workers).
+        The :class:`~unsup3d_cli.synth_dataset.SynthSummary` (folder, counts, seconds, workers,
+        style).
 
     Raises:
         DataError: (``SynthError``) bad arguments or an output folder that may not be replaced.
     """
-    from unsup3d_cli.synth_dataset import write_dataset
+    from unsup3d_cli.synth_dataset import DEFAULT_STYLE, write_dataset
 
-    return write_dataset(out_dir, num, seed, image_size, split, workers, force, progress=progress)
+    return write_dataset(
+        out_dir,
+        num,
+        seed,
+        image_size=image_size,
+        split=split,
+        workers=workers,
+        force=force,
+        progress=progress,
+        style=DEFAULT_STYLE if style is None else style,
+    )

@@ -388,7 +388,7 @@ class SyntheticDataset(_SkippingDataset):
         return self.length
 
     def _load(self, index: int) -> Item:
-        from unsup3d_cli.synthetic import synthetic_sample  # lazy: generator only when used
+        from unsup3d_cli.synthetic import synthetic_sample  # noqa: PLC0415 (synthetic imports data)
 
         image, depth = synthetic_sample(index, self.seed, self.image_size)
         size = self.image_size
@@ -442,6 +442,10 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
+FLIP_PROBABILITY = 0.5
+"""Chance that a training image is mirrored (the original's random horizontal flip)."""
+
+
 class FlipSampler(Sampler[tuple[int, bool]]):
     """Yields ``(index, flip)`` keys in an order fixed by (seed, epoch), sharded over processes.
 
@@ -466,6 +470,7 @@ class FlipSampler(Sampler[tuple[int, bool]]):
         hflip: bool = False,
         seed: int = 0,
         batch_size: int = 1,
+        *,
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
@@ -514,7 +519,7 @@ class FlipSampler(Sampler[tuple[int, bool]]):
         else:
             indices = list(range(self.num_items))
         if self.hflip:
-            flips = (torch.rand(self.num_items, generator=generator) < 0.5).tolist()
+            flips = (torch.rand(self.num_items, generator=generator) < FLIP_PROBABILITY).tolist()
         else:
             flips = [False] * self.num_items
         return list(zip(indices, flips, strict=True))
@@ -617,7 +622,9 @@ def make_loader(
             f"{where} has {len(dataset)} items, fewer than one batch of {batch_size}; "
             "lower train.batch_size or add data"
         )
-    sampler = FlipSampler(len(dataset), shuffle, hflip, seed, batch_size, rank, world_size)
+    sampler = FlipSampler(
+        len(dataset), shuffle, hflip, seed, batch_size, rank=rank, world_size=world_size
+    )
     return DataLoader(
         dataset,
         batch_size=batch_size // world_size,

@@ -537,7 +537,7 @@ def write_obj(path: Path, mesh: Mesh, texture_file: str, header: str, lit: bool 
 
 def write_ply(path: Path, mesh: Mesh, colors: np.ndarray) -> None:
     """Write a binary PLY with vertex normals and RGB vertex colours ``colors`` (N, 3) uint8."""
-    import trimesh
+    import trimesh  # noqa: PLC0415 (a slow import, only for PLY and GLB)
 
     shape = trimesh.Trimesh(
         vertices=mesh.vertices,
@@ -551,8 +551,8 @@ def write_ply(path: Path, mesh: Mesh, colors: np.ndarray) -> None:
 
 def write_glb(path: Path, mesh: Mesh, texture: np.ndarray) -> None:
     """Write a binary glTF with the texture (H, W, 3) uint8 embedded, double-sided, matte."""
-    import trimesh
-    from trimesh.visual.material import PBRMaterial
+    import trimesh  # noqa: PLC0415 (a slow import, only for PLY and GLB)
+    from trimesh.visual.material import PBRMaterial  # noqa: PLC0415
 
     material = PBRMaterial(
         baseColorTexture=Image.fromarray(np.ascontiguousarray(texture)),

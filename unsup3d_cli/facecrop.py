@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 FACE_MARGIN = 1.1
 """Crop side over the mean side of the (MTCNN-like) face box, as in the original demo."""
@@ -106,8 +107,8 @@ class FaceDetector:
 
     def _get_cascade(self):
         if self._cascade is None:
-            from skimage.data import lbp_frontal_face_cascade_filename
-            from skimage.feature import Cascade
+            from skimage.data import lbp_frontal_face_cascade_filename  # noqa: PLC0415 (slow)
+            from skimage.feature import Cascade  # noqa: PLC0415 (only with --detect-faces)
 
             self._cascade = Cascade(lbp_frontal_face_cascade_filename())
         return self._cascade
@@ -143,7 +144,6 @@ def _downscale(grey: np.ndarray, factor: float) -> np.ndarray:
     """Area-average downscale of a float image (H, W) by ``factor`` ≤ 1."""
     if factor >= 1:
         return grey
-    from PIL import Image
 
     height, width = grey.shape
     size = (max(1, round(width * factor)), max(1, round(height * factor)))

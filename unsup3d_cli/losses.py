@@ -221,7 +221,7 @@ class VGGFeatures(nn.Module):
 
     def __init__(self, state_dict: Mapping[str, Tensor] | None = None) -> None:
         super().__init__()
-        from torchvision.models import vgg16
+        from torchvision.models import vgg16  # noqa: PLC0415 (torchvision loads only with VGG)
 
         layers = vgg16(weights=None).features[:VGG16_RELU3_3]
         if state_dict is not None:
@@ -302,6 +302,7 @@ def total_loss(
     recon: Reconstruction,
     cfg: LossConfig,
     features: nn.Module | None,
+    *,
     epoch: int,
     depth_span: float,
     group: BatchGroup | None = None,

@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from unsup3d_cli.facecrop import (
     Box,
@@ -595,7 +596,7 @@ def _write_file(folder: Path, name: str, value: Any) -> None:
     if name.endswith(".npy"):
         np.save(path, value)
     elif name.endswith(".gif"):
-        import imageio.v3 as iio
+        import imageio.v3 as iio  # noqa: PLC0415 (only for --animate)
 
         iio.imwrite(path, value, extension=".gif", duration=TURNTABLE_FRAME_MS, loop=0)
     elif name.endswith(".png"):
@@ -710,8 +711,6 @@ def _run_batches(
     run: _Run, model: Unsup3D, todo: list[tuple[Path, str]], options: ReconstructOptions
 ) -> None:
     """Stream the photos through the model and the writers, with a progress bar."""
-    from tqdm.auto import tqdm
-
     device = next(model.parameters()).device
     paths = [path for path, _ in todo]
     loader = iter(_loader(PhotoDataset(paths, options.detect_faces), options))
@@ -791,6 +790,7 @@ def reconstruct_images(
     inputs: Sequence[Path | str],
     out_dir: Path | str,
     options: ReconstructOptions,
+    *,
     checkpoint: str = "",
     renderer_cfg: Any = None,
     notes: Sequence[str] = (),

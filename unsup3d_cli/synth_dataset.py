@@ -1,25 +1,43 @@
 """Writing a synthetic-face dataset in the synface layout (``unsup3d synth``).
 
+Two generators (*styles*) write the same layout:
+
+* ``heightfield`` (:mod:`unsup3d_cli.synthetic`, the default for now): depth-map faces posed and
+  drawn by the model's own renderer; fast (a few ms per face), used by quick tests and demos.
+* ``mesh`` (:mod:`unsup3d_cli.synth_mesh`): closed triangle-mesh heads with hair and neck, drawn
+  by an independent supersampled rasterizer with a fill light, specular highlights, gamma and
+  loose framing (no code shared with the model's renderer); about 0.1 s per 64×64 face per
+  worker.
+
 Layout of ``OUT_DIR``::
 
-    dataset.json                      generator version, seed, counts, split, camera, encoding
+    dataset.json                      style, generator version and config, seed, counts, split,
+                                      camera, encoding
     {train,val,test}/meta.jsonl       one JSON object per image, in index order
     {train,val,test}/image/NNNNNN_image.png   RGB 8-bit
     {train,val,test}/depth/NNNNNN_depth.png   16-bit grey, v = 65535·(1.1 − d)/0.2 (0 = background)
 
 ``NNNNNN`` is the global sample index: the first ``train`` indices go to train, the next to
-val, the rest to test. Sample ``i`` is :func:`unsup3d_cli.synthetic.sample_face` of
-``(seed, i)``, so the bytes depend on (seed, num, image size, split) only, never on the number
-of workers or the batch size. Files are written into a hidden ``.OUT_DIR.partial`` folder next
-to ``OUT_DIR`` and moved into place only when everything is written.
+val, the rest to test. Sample ``i`` is :func:`unsup3d_cli.synthetic.sample_face` (heightfield)
+or :func:`unsup3d_cli.synth_mesh.sample_mesh_face` (mesh) of ``(seed, i)``, so the bytes depend
+on (seed, num, image size, split, style) only, never on the number of workers or the batch
+size. Every worker process (and this process, while it renders) runs torch on one thread.
+Files are written into a hidden ``.OUT_DIR.partial`` folder next to ``OUT_DIR`` and moved into
+place only when everything is written. A foreground pixel's depth code is at least 1, so the
+file's mask (v > 0) is exactly the generator's.
 
-A ``meta.jsonl`` line holds ``index``, ``image`` and ``depth`` (paths relative to the split),
-``rotation`` (3×3, canonical → view, ``R = Rz·Ry·Rx``), ``view_angles_deg`` and
-``view_angles_rad`` (``[rx, ry, rz]`` = pitch, yaw, roll), ``translation``, ``light``
-(``ambient``, ``diffuse``, ``direction`` in the canonical frame as the model predicts it,
-``direction_view`` = R·direction, ``specular``, ``shininess``), ``asymmetry`` (the
-``expressions`` and ``perturbations`` applied, empty lists when none), ``background`` (its
-kind), ``foreground_fraction`` and ``identity`` (the shape parameters).
+A ``meta.jsonl`` line of either style holds ``index``, ``image`` and ``depth`` (paths relative
+to the split), ``rotation`` (3×3, canonical → view, ``R = Rz·Ry·Rx``), ``view_angles_deg`` and
+``view_angles_rad`` (``[rx, ry, rz]`` = pitch, yaw, roll), ``translation`` (``P_view =
+R (P − c) + c + t`` about the pivot c), ``light`` (``ambient``, ``diffuse``, ``direction`` in
+the canonical frame as the model predicts it, ``direction_view`` = R·direction, ``specular``,
+``shininess``), ``background`` (its kind), ``foreground_fraction`` and ``identity`` (the shape
+parameters). A heightfield line adds ``asymmetry`` (the ``expressions`` and ``perturbations``
+applied, empty lists when none). A mesh line adds to ``light`` the fill light (``fill``,
+``fill_direction``, ``fill_direction_view``, ``fill_tint``) and holds ``face_fraction`` (of the
+image covered by the head, hair included, neck excluded), ``face_fraction_target``,
+``head_scale``, ``expression`` (per-side amounts), ``colours``, ``hair`` (null when bald) and
+``neck``.
 """
 
 from __future__ import annotations
@@ -42,6 +60,12 @@ from torch import Tensor
 
 from unsup3d_cli.data import DEPTH_FAR, DEPTH_RANGE, SPLITS, DataError
 from unsup3d_cli.pngio import write_png
+from unsup3d_cli.synth_mesh import (
+    MESH_GENERATOR_VERSION,
+    MeshSynthBatch,
+    MeshSynthConfig,
+    synthesize_mesh,
+)
 from unsup3d_cli.synthetic import (
     BACKGROUND_DEPTH,
     GENERATOR_VERSION,
@@ -58,6 +82,18 @@ PNG_COMPRESS_LEVEL = 6
 META_FILE = "meta.jsonl"
 INFO_FILE = "dataset.json"
 _DECIMALS = 8
+STYLES = ("heightfield", "mesh")
+"""Face generators: :mod:`unsup3d_cli.synthetic` and :mod:`unsup3d_cli.synth_mesh`."""
+DEFAULT_STYLE = "heightfield"
+"""The style written when none is asked for."""
+_VERSIONS = {"heightfield": GENERATOR_VERSION, "mesh": MESH_GENERATOR_VERSION}
+_BATCH_SIZES = {"heightfield": 32, "mesh": 8}
+"""Faces per chunk of work when none is asked for (a mesh face takes ~15× longer)."""
+
+_SPLIT_SUM_TOLERANCE = 1e-6
+"""How far the --split fractions' sum may be from 1 (decimal rounding)."""
+
+GeneratorConfig = SynthConfig | MeshSynthConfig
 
 
 class SynthError(DataError):
@@ -72,6 +108,7 @@ class SynthSummary:
     counts: dict[str, int]
     seconds: float
     workers: int
+    style: str
 
 
 @dataclass(frozen=True)
@@ -83,7 +120,8 @@ class _Chunk:
     start: int
     stop: int
     seed: int
-    cfg: SynthConfig = field(default_factory=SynthConfig)
+    style: str = DEFAULT_STYLE
+    cfg: GeneratorConfig = field(default_factory=SynthConfig)
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -98,7 +136,7 @@ def parse_split(text: str) -> tuple[float, float, float]:
         raise SynthError(f"--split {text!r}: expected three numbers like 0.8,0.1,0.1") from None
     if len(values) != 3 or not all(math.isfinite(v) and v >= 0 for v in values):
         raise SynthError(f"--split {text!r}: expected three fractions >= 0 (train,val,test)")
-    if abs(sum(values) - 1.0) > 1e-6:
+    if abs(sum(values) - 1.0) > _SPLIT_SUM_TOLERANCE:
         raise SynthError(f"--split {text!r}: the fractions must sum to 1, got {sum(values):g}")
     return values  # type: ignore[return-value]
 
@@ -113,10 +151,18 @@ def split_counts(num: int, fractions: Sequence[float]) -> dict[str, int]:
 # ------------------------------------------------------------------------------- encoding
 
 
-def encode_depth(depth: Tensor) -> np.ndarray:
-    """Depth (1, S, S) in world units → 16-bit codes (S, S), ``v = 65535·(1.1 − d)/0.2``."""
+def encode_depth(depth: Tensor, mask: Tensor | None = None) -> np.ndarray:
+    """Depth (1, S, S) in world units → 16-bit codes (S, S), ``v = 65535·(1.1 − d)/0.2``.
+
+    With a foreground ``mask`` (1, S, S) bool, codes inside it are at least 1, so that the
+    file's mask (v > 0) equals ``mask`` even where a surface lies within 1.5e-6 of 1.1.
+    """
     values = (DEPTH_FAR - depth[0].double().numpy()) / DEPTH_RANGE * DEPTH_CODE_MAX
-    return np.rint(values).clip(0, DEPTH_CODE_MAX).astype(np.uint16)
+    codes = np.rint(values).clip(0, DEPTH_CODE_MAX).astype(np.uint16)
+    if mask is not None:
+        foreground = mask[0].numpy()
+        codes[foreground] = np.maximum(codes[foreground], 1)
+    return codes
 
 
 def encode_image(image: Tensor) -> np.ndarray:
@@ -133,13 +179,16 @@ def _floats(values: Tensor) -> list:
     return [round(float(v), _DECIMALS) for v in values.double().reshape(-1)]
 
 
-def sample_record(batch: SynthBatch, k: int) -> dict:
-    """The ``meta.jsonl`` record of sample ``k`` of a batch (JSON-ready, fixed key order)."""
-    spec = batch.specs[k]
-    name = f"{spec.index:06d}"
+def _rounded(values: dict[str, float]) -> dict[str, float]:
+    return {name: round(value, _DECIMALS) for name, value in values.items()}
+
+
+def _pose_and_light(batch: SynthBatch | MeshSynthBatch, k: int, index: int) -> dict:
+    """The keys both styles share: file names, pose and the model's light terms."""
+    name = f"{index:06d}"
     direction = batch.light_direction[k]
     return {
-        "index": spec.index,
+        "index": index,
         "image": f"image/{name}_image.png",
         "depth": f"depth/{name}_depth.png",
         "rotation": [_floats(row) for row in batch.rotation[k]],
@@ -154,6 +203,13 @@ def sample_record(batch: SynthBatch, k: int) -> dict:
             "specular": _floats(batch.specular[k])[0],
             "shininess": _floats(batch.shininess[k])[0],
         },
+    }
+
+
+def sample_record(batch: SynthBatch, k: int) -> dict:
+    """The ``meta.jsonl`` record of sample ``k`` of a heightfield batch (fixed key order)."""
+    spec = batch.specs[k]
+    return _pose_and_light(batch, k, spec.index) | {
         "asymmetry": {
             "expressions": [asdict(d) for d in spec.expressions],
             "perturbations": [asdict(p) for p in spec.perturbations],
@@ -164,16 +220,51 @@ def sample_record(batch: SynthBatch, k: int) -> dict:
     }
 
 
+def mesh_sample_record(batch: MeshSynthBatch, k: int) -> dict:
+    """The ``meta.jsonl`` record of sample ``k`` of a mesh batch (fixed key order)."""
+    meta = batch.metadata[k]
+    record = _pose_and_light(batch, k, meta["index"])
+    lighting = meta["lighting"]
+    fill_direction = batch.rotation.new_tensor(lighting["fill_direction"])  # (3,)
+    record["light"] |= {
+        "fill": round(lighting["fill"], _DECIMALS),
+        "fill_direction": _floats(fill_direction),
+        "fill_direction_view": _floats(batch.rotation[k] @ fill_direction),
+        "fill_tint": [round(v, _DECIMALS) for v in lighting["fill_tint"]],
+    }
+    return record | {
+        "background": meta["background"],
+        "foreground_fraction": _floats(batch.mask[k].double().mean())[0],
+        "face_fraction": meta["face_fraction"],
+        "face_fraction_target": meta["face_fraction_target"],
+        "head_scale": meta["head_scale"],
+        "identity": meta["identity"],
+        "expression": meta["expression"],
+        "colours": meta["colours"],
+        "hair": None if meta["hair"] is None else _rounded(meta["hair"]),
+        "neck": meta["neck"],
+    }
+
+
+def _camera(cfg: GeneratorConfig) -> tuple[float, float]:
+    """(fov_deg, rot_center_depth) of a generator config."""
+    if isinstance(cfg, SynthConfig):
+        return cfg.renderer.fov_deg, cfg.renderer.rot_center_depth
+    if isinstance(cfg, MeshSynthConfig):
+        return cfg.fov_deg, cfg.rot_center_depth
+    raise TypeError(f"not a generator config: {type(cfg).__name__}")
+
+
 def dataset_info(seed: int, counts: dict[str, int], fractions: Sequence[float],
-                 cfg: SynthConfig) -> dict:  # fmt: skip
+                 cfg: GeneratorConfig, style: str = DEFAULT_STYLE) -> dict:  # fmt: skip
     """The ``dataset.json`` content (no timestamps, nothing that depends on the workers)."""
-    size, fov = cfg.image_size, cfg.renderer.fov_deg
+    size, (fov, pivot) = cfg.image_size, _camera(cfg)
     centre = (size - 1) / 2
     starts = np.cumsum([0] + [counts[s] for s in SPLITS]).tolist()
-    ranges = {k: v for k, v in asdict(cfg).items() if k not in ("image_size", "renderer")}
     return {
         "generator": "unsup3d synth",
-        "version": GENERATOR_VERSION,
+        "style": style,
+        "version": _VERSIONS[style],
         "seed": seed,
         "num_images": sum(counts.values()),
         "image_size": size,
@@ -182,7 +273,7 @@ def dataset_info(seed: int, counts: dict[str, int], fractions: Sequence[float],
         "index_ranges": {s: [starts[i], starts[i + 1]] for i, s in enumerate(SPLITS)},
         "camera": {
             "fov_deg": fov,
-            "rot_center_depth": cfg.renderer.rot_center_depth,
+            "rot_center_depth": pivot,
             "focal_px": centre / math.tan(math.radians(fov) / 2),
             "principal_point_px": [centre, centre],
         },
@@ -197,33 +288,42 @@ def dataset_info(seed: int, counts: dict[str, int], fractions: Sequence[float],
             "decode": f"d = {DEPTH_FAR} - {DEPTH_RANGE} * v / {DEPTH_CODE_MAX}",
             "background_depth": BACKGROUND_DEPTH,
         },
-        "sampling": ranges,
+        "generator_config": asdict(cfg),
     }
 
 
 # -------------------------------------------------------------------------------- writing
 
 
+def _render_chunk(chunk: _Chunk) -> tuple[SynthBatch | MeshSynthBatch, list[dict]]:
+    """The chunk's samples rendered by its style's generator, and their meta records."""
+    indices = range(chunk.start, chunk.stop)
+    if chunk.style == "heightfield" and isinstance(chunk.cfg, SynthConfig):
+        batch = synthesize(indices, chunk.seed, chunk.cfg)
+        return batch, [sample_record(batch, k) for k in range(len(indices))]
+    if chunk.style == "mesh" and isinstance(chunk.cfg, MeshSynthConfig):
+        mesh_batch = synthesize_mesh(indices, chunk.seed, chunk.cfg)
+        return mesh_batch, [mesh_sample_record(mesh_batch, k) for k in range(len(indices))]
+    raise ValueError(f"style {chunk.style!r} with a {type(chunk.cfg).__name__}")
+
+
 def _write_chunk(chunk: _Chunk) -> list[dict]:
     """Render one chunk of samples, write its PNGs and return their meta records."""
-    batch = synthesize(range(chunk.start, chunk.stop), chunk.seed, chunk.cfg)
+    batch, records = _render_chunk(chunk)
     split_dir = chunk.folder / chunk.split
-    records = []
-    for k in range(len(batch.specs)):
-        record = sample_record(batch, k)
+    for k, record in enumerate(records):
         save_png(encode_image(batch.image[k]), split_dir / record["image"])
-        save_png(encode_depth(batch.depth[k]), split_dir / record["depth"])
-        records.append(record)
+        save_png(encode_depth(batch.depth[k], batch.mask[k]), split_dir / record["depth"])
     return records
 
 
-def _chunks(folder: Path, counts: dict[str, int], seed: int, cfg: SynthConfig,
+def _chunks(folder: Path, counts: dict[str, int], seed: int, style: str, cfg: GeneratorConfig,
             batch_size: int) -> list[_Chunk]:  # fmt: skip
     chunks, first = [], 0
     for split in SPLITS:
         for start in range(first, first + counts[split], batch_size):
             stop = min(start + batch_size, first + counts[split])
-            chunks.append(_Chunk(folder, split, start, stop, seed, cfg))
+            chunks.append(_Chunk(folder, split, start, stop, seed, style, cfg))
         first += counts[split]
     return chunks
 
@@ -324,8 +424,17 @@ def _write_metadata(staging: Path, records: list[dict], info: dict) -> None:
     (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-def _config(image_size: int) -> SynthConfig:
+def generator_config(style: str, image_size: int) -> GeneratorConfig:
+    """The default config of a style's generator at this image size.
+
+    Raises:
+        SynthError: an unknown style (naming --style) or a bad size (naming --image-size).
+    """
+    if style not in STYLES:
+        raise SynthError(f"--style {style!r}: use one of {', '.join(STYLES)}")
     try:
+        if style == "mesh":
+            return MeshSynthConfig(image_size=image_size)
         return SynthConfig(image_size=image_size)
     except ValueError as err:
         raise SynthError(f"--image-size: {err}") from None
@@ -335,12 +444,14 @@ def write_dataset(
     out_dir: Path | str,
     num: int,
     seed: int = 0,
+    *,
     image_size: int = 64,
     split: Sequence[float] = (0.8, 0.1, 0.1),
     workers: int = 1,
     force: bool = False,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
+    style: str = DEFAULT_STYLE,
 ) -> SynthSummary:
     """Generate ``num`` synthetic faces with ground truth into ``out_dir`` (layout above).
 
@@ -353,8 +464,10 @@ def write_dataset(
         split: train, val, test fractions (sum to 1).
         workers: processes (≥ 1); 1 renders in this process. Results do not depend on it.
         force: replace an earlier synth output.
-        batch_size: faces rendered per renderer call.
+        batch_size: faces per unit of work (None: 32 heightfield, 8 mesh faces). Results do
+            not depend on it.
         progress: called with the number of images finished after every batch.
+        style: the generator, one of :data:`STYLES` (see the module docstring).
 
     Returns:
         A :class:`SynthSummary`.
@@ -362,22 +475,25 @@ def write_dataset(
     Raises:
         SynthError: bad arguments or an output folder that may not be replaced.
     """
-    if num < 1 or workers < 1 or batch_size < 1:
+    if num < 1 or workers < 1 or (batch_size is not None and batch_size < 1):
         raise SynthError(f"need --num >= 1 and --workers >= 1, got {num} and {workers}")
-    out_dir, cfg = Path(out_dir).absolute(), _config(image_size)  # '.' has no name to stage by
+    cfg = generator_config(style, image_size)
+    out_dir = Path(out_dir).absolute()  # '.' has no name to stage by
+    chunk_size = batch_size or _BATCH_SIZES[style]
     fractions = tuple(split)
     _check_target(out_dir, force)
     counts = split_counts(num, fractions)
     start = time.perf_counter()
     staging = _prepare_staging(out_dir)
     try:
-        records = _run_chunks(_chunks(staging, counts, seed, cfg, batch_size), workers, progress)
-        _write_metadata(staging, records, dataset_info(seed, counts, fractions, cfg))
+        chunks = _chunks(staging, counts, seed, style, cfg, chunk_size)
+        records = _run_chunks(chunks, workers, progress)
+        _write_metadata(staging, records, dataset_info(seed, counts, fractions, cfg, style))
         _finish(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return SynthSummary(out_dir, counts, time.perf_counter() - start, workers)
+    return SynthSummary(out_dir, counts, time.perf_counter() - start, workers, style)
 
 
 def default_workers() -> int:

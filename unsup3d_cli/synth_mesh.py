@@ -82,6 +82,18 @@ EXPRESSION_NAMES = ("smile_minus_x", "smile_plus_x", "brow_minus_x", "brow_plus_
 """Expression amounts, head units; ``minus_x`` is the side at canonical −x (image left when
 frontal)."""
 BACKGROUND_KINDS = ("flat", "gradient", "noise", "shapes")
+FACE_FRACTION_LIMITS = (0.05, 0.95)
+"""Accepted bounds of ``MeshSynthConfig.face_fraction_range``."""
+FACE_FRACTION_TOLERANCE = 0.002
+"""The framing stops rescaling once the head's measured fraction is this close to its target."""
+NEAR_PLANE = 1e-6
+"""Faces with a corner at view-space z ≤ this are not rasterized."""
+_MIN_SCREEN_AREA = 1e-12
+"""Faces whose projected (doubled) area is at most this, in squared samples, are skipped."""
+_EDGE_TOLERANCE = 1e-12
+"""A sample is inside a face when its barycentrics are ≥ −this (edges inclusive)."""
+_HALF = 0.5
+"""A fair coin (disc or square background shape)."""
 _SKIN_LIGHT = (0.95, 0.8, 0.69)
 _SKIN_DARK = (0.36, 0.23, 0.16)
 _HAIR_COLOURS = (
@@ -152,8 +164,11 @@ class MeshSynthConfig:
         if self.samples_per_side < 1 or self.samples_per_side % 2 == 0:
             raise ValueError(f"samples_per_side must be odd and >= 1, got {self.samples_per_side}")
         low, high = self.face_fraction_range
-        if not 0.05 <= low <= high <= 0.95:
-            raise ValueError(f"face_fraction_range must be within [0.05, 0.95], got {(low, high)}")
+        least, most = FACE_FRACTION_LIMITS
+        if not least <= low <= high <= most:
+            raise ValueError(
+                f"face_fraction_range must be within [{least}, {most}], got {(low, high)}"
+            )
         for name in ("hair_probability", "neck_probability", "expression_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -430,7 +445,7 @@ def _background(gen: torch.Generator, size: int) -> tuple[str, Tensor]:
         for cx, cy, radius, aspect, disc, *rgb in shapes.tolist():
             dx, dy = (x - (2 * cx - 1)) / (0.15 + 0.5 * radius), (y - (2 * cy - 1))
             dy = dy / ((0.15 + 0.5 * radius) * (0.5 + aspect))
-            inside = (dx**2 + dy**2 < 1) if disc < 0.5 else (dx.abs().maximum(dy.abs()) < 1)
+            inside = (dx**2 + dy**2 < 1) if disc < _HALF else (dx.abs().maximum(dy.abs()) < 1)
             image = torch.where(
                 inside[None], torch.tensor(rgb, dtype=image.dtype)[:, None, None], image
             )
@@ -733,7 +748,7 @@ def rasterize(
     corners = grid[faces]  # (F, 3, 2)
     v0, v1, v2 = vertices[faces].unbind(1)  # (F, 3) each
     area = _cross2(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # (F,)
-    keep = (vertices[faces][..., 2] > 1e-6).all(-1) & (area.abs() > 1e-12)
+    keep = (vertices[faces][..., 2] > NEAR_PLANE).all(-1) & (area.abs() > _MIN_SCREEN_AREA)
     if cull_backfaces:
         keep &= (torch.cross(v1 - v0, v2 - v0, dim=-1) * v0).sum(-1) < 0
     face, sx, sy = _candidate_pairs(corners, keep, side)
@@ -742,7 +757,7 @@ def rasterize(
     lam0 = _cross2(b - point, c - point) / area[face]
     lam1 = _cross2(c - point, a - point) / area[face]
     lam = torch.stack([lam0, lam1, 1 - lam0 - lam1], -1)  # (N, 3)
-    inside = (lam >= -1e-12).all(-1)
+    inside = (lam >= -_EDGE_TOLERANCE).all(-1)
     face, sx, sy, lam = face[inside], sx[inside], sy[inside], lam[inside]
     inv_z = lam / vertices[:, 2][faces[face]]  # (N, 3): λ_m / z_m
     depth = 1 / inv_z.sum(-1)  # (N,)
@@ -786,6 +801,7 @@ def shade(
     albedo: Tensor,
     lighting: Lighting,
     rotation: Tensor,
+    *,
     use_fill: bool = True,
     use_specular: bool = True,
 ) -> Tensor:
@@ -882,7 +898,7 @@ def build_scene(spec: MeshFaceSpec, cfg: MeshSynthConfig, max_steps: int = 3) ->
         if step == max_steps:
             break
         measured = _head_fraction(vertices, faces, is_head, cfg)
-        if abs(measured - spec.face_fraction) < 0.002:
+        if abs(measured - spec.face_fraction) < FACE_FRACTION_TOLERANCE:
             break
         scale *= min(1.3, max(0.77, math.sqrt(spec.face_fraction / max(measured, 1e-3))))
     normals, albedo = [vertex_normals(head)], [head_albedo(sphere, spec)]

@@ -110,6 +110,16 @@ _NOISE_SIDE = 8
 """Side of the low-resolution noise grids (skin mottling, textured backgrounds)."""
 
 
+FACE_SCALE_LIMITS = (0.5, 2.0)
+"""Accepted range of ``SynthConfig.face_scale``."""
+HAIR_PROBABILITY = 0.85
+"""Chance that a face has hair."""
+SECOND_EXPRESSION_PROBABILITY = 0.3
+"""Chance that an expressive face has a second deformation."""
+HALF = 0.5
+"""A fair coin: the side of an expression."""
+
+
 @dataclass(frozen=True)
 class SynthConfig:
     """Ranges of the synthetic faces' viewpoint, light and asymmetries."""
@@ -151,8 +161,9 @@ class SynthConfig:
         """Reject values that cannot describe a dataset (ValueError naming the field)."""
         if self.image_size < 16:
             raise ValueError(f"image_size must be >= 16, got {self.image_size}")
-        if not 0.5 <= self.face_scale <= 2.0:
-            raise ValueError(f"face_scale must be in [0.5, 2], got {self.face_scale}")
+        low, high = FACE_SCALE_LIMITS
+        if not low <= self.face_scale <= high:
+            raise ValueError(f"face_scale must be in [{low}, {high}], got {self.face_scale}")
         for name in ("expression_probability", "perturbation_probability"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -306,7 +317,7 @@ def _sample_colours(gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
     albedo = torch.cat([
         _uniform(gen, 0.0, 0.08),  # cheek redness
         _uniform(gen, -0.95, -0.62),  # hairline v
-        (torch.rand(1, generator=gen) < 0.85).float(),  # has hair
+        (torch.rand(1, generator=gen) < HAIR_PROBABILITY).float(),  # has hair
         _uniform(gen, 0.01, 0.05),  # mottling amplitude
     ])  # fmt: skip
     mottle = _uniform(gen, -1.0, 1.0, 3, _NOISE_SIDE, _NOISE_SIDE)
@@ -335,12 +346,12 @@ def _sample_expressions(gen: torch.Generator, probability: float) -> tuple[Defor
     applied, second = torch.rand(2, generator=gen).tolist()
     if applied >= probability:
         return ()
-    count = 1 + int(second < 0.3)  # one deformation, sometimes two
+    count = 1 + int(second < SECOND_EXPRESSION_PROBABILITY)  # one deformation, sometimes two
     amounts = {"smile": 0.004, "brow_raise": 0.003, "cheek_puff": 0.005, "mouth_shift": 0.004}
     picked = []
     for _ in range(count):
         kind = EXPRESSION_KINDS[_choice(gen, len(EXPRESSION_KINDS))]
-        side = 1 if float(torch.rand(1, generator=gen)) < 0.5 else -1
+        side = 1 if float(torch.rand(1, generator=gen)) < HALF else -1
         amount = amounts[kind] * float(_uniform(gen, 0.5, 1.0))
         picked.append(Deformation(kind, side, round(amount, 6)))
     return tuple(picked)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,18 @@ WorkersOption = Annotated[
         "--workers", "-j", help="Processes (0: one per CPU core); results do not depend on it."
     ),
 ]
+StyleOption = Annotated[
+    str | None,
+    typer.Option(
+        "--style",
+        metavar="heightfield|mesh",
+        help="Face generator: 'heightfield' (default; depth-map faces drawn by the model's "
+        "own renderer, fast) or 'mesh' (triangle-mesh heads with hair and neck from an "
+        "independent rasterizer with fill light, specular and gamma; ~0.1 s per face per "
+        "worker).",
+        show_default=False,
+    ),
+]
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Replace OUT_DIR when it holds an earlier synth output.")
 ]
@@ -42,6 +55,7 @@ def synth_command(
     image_size: ImageSizeOption = 64,
     split: SplitOption = "0.8,0.1,0.1",
     workers: WorkersOption = 0,
+    style: StyleOption = None,
     force: ForceOption = False,
 ) -> None:
     """Render synthetic faces with ground-truth depth, pose and light (synface layout)."""
@@ -49,17 +63,16 @@ def synth_command(
     from unsup3d_cli.synth_dataset import default_workers, parse_split
 
     with user_errors():
-        fractions = parse_split(split)
-        jobs = workers or default_workers()
+        run = partial(api.synthesize, out_dir, num, seed, image_size=image_size,
+                      split=parse_split(split), workers=workers or default_workers(),
+                      force=force, style=style)  # fmt: skip
         if sys.stderr.isatty():
             with typer.progressbar(length=num, label="Rendering", file=sys.stderr) as bar:
-                summary = api.synthesize(
-                    out_dir, num, seed, image_size, fractions, jobs, force, bar.update
-                )
+                summary = run(progress=bar.update)
         else:
-            summary = api.synthesize(out_dir, num, seed, image_size, fractions, jobs, force)
+            summary = run()
     counts = "/".join(str(summary.counts[s]) for s in ("train", "val", "test"))
     typer.echo(
-        f"Wrote {num} faces (train/val/test {counts}) to {summary.out_dir} "
+        f"Wrote {num} {summary.style} faces (train/val/test {counts}) to {summary.out_dir} "
         f"in {summary.seconds:.1f} s with {summary.workers} worker(s)"
     )

@@ -102,7 +102,7 @@ def setup_logging(verbose: bool = False) -> None:
 def _console_handler() -> logging.Handler:
     """A rich console handler, or a plain stderr one when rich is not installed."""
     try:
-        from rich.logging import RichHandler
+        from rich.logging import RichHandler  # noqa: PLC0415 (optional: plain handler without)
     except ImportError:
         handler: logging.Handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))

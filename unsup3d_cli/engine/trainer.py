@@ -228,6 +228,7 @@ def compute_loss(
     loss_cfg: LossConfig,
     epoch: int,
     gt_depth: Tensor | None = None,
+    *,
     group: ProcessGroup | None = None,
     forward: nn.Module | None = None,
 ) -> tuple[LossTerms, Decomposition, Reconstruction]:
@@ -242,7 +243,9 @@ def compute_loss(
     if loss_cfg.supervision == "depth":
         return supervised_loss(recon, gt_depth, shared), decomp, recon
     span = model.cfg.max_depth - model.cfg.min_depth
-    terms = total_loss(image, decomp, recon, loss_cfg, features, epoch, span, shared)
+    terms = total_loss(
+        image, decomp, recon, loss_cfg, features, epoch=epoch, depth_span=span, group=shared
+    )
     return terms, decomp, recon
 
 
@@ -257,7 +260,7 @@ def train_step(
     setup.model.train()
     terms, _, _ = compute_loss(
         setup.model, setup.features, image, setup.loss_cfg, progress.epoch, gt_depth,
-        setup.group, setup.forward_model,
+        group=setup.group, forward=setup.forward_model,
     )  # fmt: skip
     setup.optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
@@ -449,7 +452,7 @@ def check_finite(total: float, progress: Progress) -> None:
 
 
 def _open_board(path: Path) -> Any:
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 (slow import, optional)
 
     return SummaryWriter(str(path))
 

@@ -67,7 +67,7 @@ def refined_prediction(model: Unsup3D, image: Tensor, steps: int) -> Prediction:
         ValueError: if ``unsup3d_cli.refine`` is not available.
     """
     try:
-        from unsup3d_cli.refine import refine  # lazy: only when refinement is asked for
+        from unsup3d_cli.refine import refine  # noqa: PLC0415 (only when refinement is asked for)
     except ImportError as err:
         raise ValueError(f"refine_steps={steps} needs unsup3d_cli.refine ({err})") from err
     with torch.no_grad():

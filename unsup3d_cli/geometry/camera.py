@@ -10,6 +10,9 @@ from torch import Tensor
 
 from unsup3d_cli.checks import check_shape
 
+MAX_FOV_DEG = 180.0
+"""A pinhole camera's field of view is below this."""
+
 
 def intrinsics_from_fov(fov_deg: float, size: int, like: Tensor) -> Tensor:
     """Intrinsic matrix of a square pinhole camera with the principal point at the image centre.
@@ -23,7 +26,7 @@ def intrinsics_from_fov(fov_deg: float, size: int, like: Tensor) -> Tensor:
         K of shape (3, 3): ``[[f, 0, c], [0, f, c], [0, 0, 1]]``, ``c = (size-1)/2``,
         ``f = c / tan(fov/2)``.
     """
-    if not 0.0 < fov_deg < 180.0:
+    if not 0.0 < fov_deg < MAX_FOV_DEG:
         raise ValueError(f"fov_deg must be in (0, 180), got {fov_deg}")
     centre = (size - 1) / 2.0
     focal = centre / math.tan(math.radians(fov_deg) / 2.0)

@@ -34,6 +34,10 @@ INSIDE_EPS = 1e-5
 MIN_AREA = 1e-9
 """Triangles with a smaller projected area (pixels²) are skipped as degenerate."""
 EMPTY = torch.iinfo(torch.int64).max
+_FLAT_EDGE = 1e-12
+"""A triangle edge whose rows differ by less than this (pixels) is horizontal."""
+_EDGE_SLACK = 1e-6
+"""Slack on an edge's parameter range, so rows through a vertex still hit both its edges."""
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,9 @@ def _row_spans(tri_uv: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     """
     start, end = tri_uv, tri_uv.roll(-1, dims=1)  # edges (k, k+1), (R, 3, 2)
     dy = end[..., 1] - start[..., 1]  # (R, 3)
-    slanted = dy.abs() > 1e-12  # horizontal edges are covered by their neighbours' endpoints
+    slanted = dy.abs() > _FLAT_EDGE  # horizontal edges are covered by their neighbours' ends
     t = (v[:, None] - start[..., 1]) / torch.where(slanted, dy, torch.ones_like(dy))
-    hits = slanted & (t >= -1e-6) & (t <= 1 + 1e-6)
+    hits = slanted & (t >= -_EDGE_SLACK) & (t <= 1 + _EDGE_SLACK)
     u = start[..., 0] + t.clamp(0.0, 1.0) * (end[..., 0] - start[..., 0])  # (R, 3)
     inf = torch.full_like(u, float("inf"))
     return torch.where(hits, u, inf).amin(dim=1), torch.where(hits, u, -inf).amax(dim=1)
@@ -139,6 +143,7 @@ def _store_nearest(
     v: Tensor,
     verts: Vertices,
     meta: tuple,
+    *,
     keep: Tensor | None = None,
 ) -> None:
     """Edge-test candidate pixels and fold the inside ones into the packed z-buffer in place.
@@ -177,6 +182,7 @@ def rasterize_depth(
     faces: Tensor,
     intrinsics: Tensor,
     image_size: tuple[int, int],
+    *,
     background: float = 100.0,
     near: float = 1e-3,
     max_candidates: int = 4_000_000,
@@ -248,6 +254,7 @@ def _store_blocks(
     ranges: tuple[Tensor, Tensor, Tensor, Tensor],
     verts: Vertices,
     meta: tuple,
+    *,
     max_candidates: int,
 ) -> None:
     """Fold triangles whose pixel range is at most 2×2 into the z-buffer.
@@ -274,7 +281,7 @@ def _store_blocks(
         tri = torch.arange(start, start + len(u), device=zbuf.device)
         u, v = u * keep, v * keep  # dropped candidates point at pixel (0, 0), never inside
         part_verts = tuple(column[part] for column in verts)
-        _store_nearest(zbuf, tri, u, v, part_verts, meta, keep)  # type: ignore[arg-type]
+        _store_nearest(zbuf, tri, u, v, part_verts, meta, keep=keep)  # type: ignore[arg-type]
     step_u = torch.tensor(_BLOCK_U, device=zbuf.device)  # (4,)
     step_v = torch.tensor(_BLOCK_V, device=zbuf.device)
     for tri in (select & ~single).nonzero().squeeze(1).split(max(1, max_candidates // 4)):
@@ -283,7 +290,7 @@ def _store_blocks(
         keep = (u <= u_hi[tri, None]) & (v <= v_hi[tri, None])  # (S, 4)
         u, v = u * keep, v * keep
         block_verts = tuple(column[tri, None] for column in verts)  # (S, 1) each
-        _store_nearest(zbuf, tri[:, None].expand_as(u), u, v, block_verts, meta, keep)  # type: ignore[arg-type]
+        _store_nearest(zbuf, tri[:, None].expand_as(u), u, v, block_verts, meta, keep=keep)  # type: ignore[arg-type]
 
 
 def _store_rows(
@@ -293,6 +300,7 @@ def _store_rows(
     tri_uv: Tensor,
     verts: Vertices,
     meta: tuple,
+    *,
     max_candidates: int,
 ) -> None:
     """Fold any triangles into the z-buffer row by row (scanline spans, then pixels).
@@ -361,8 +369,10 @@ def _zbuffer(
     # candidate pixel centres in a 2×2 block: test them directly, with no enumeration. The
     # others (stretched by the view, or large meshes) go row by row.
     small = valid & (u_hi - u_lo <= 1) & (v_hi - v_lo <= 1)
-    _store_blocks(zbuf, small, (u_lo, u_hi, v_lo, v_hi), verts, meta, max_candidates)
-    _store_rows(zbuf, valid & ~small, (v_lo, v_hi), tri_uv, verts, meta, max_candidates)
+    _store_blocks(zbuf, small, (u_lo, u_hi, v_lo, v_hi), verts, meta, max_candidates=max_candidates)
+    _store_rows(
+        zbuf, valid & ~small, (v_lo, v_hi), tri_uv, verts, meta, max_candidates=max_candidates
+    )
     empty = zbuf == EMPTY
     return torch.where(empty, torch.full_like(zbuf, -1), zbuf & 0xFFFFFFFF)
 

@@ -77,7 +77,7 @@ class Renderer(nn.Module):
             self.intrinsics(canonical_depth),
             self.cfg.rot_center_depth,
             depth_range,
-            self.cfg.max_candidates,
+            max_candidates=self.cfg.max_candidates,
         )
 
     def inverse_grid(self, view_depth: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:

@@ -40,6 +40,7 @@ def warp_depth(
     intrinsics: Tensor,
     pivot_depth: float,
     depth_range: tuple[float, float],
+    *,
     max_candidates: int = 4_000_000,
 ) -> tuple[Tensor, Tensor]:
     """Render the canonical depth map as a mesh seen from the viewpoint (R, t).
