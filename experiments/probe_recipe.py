@@ -9,7 +9,9 @@ of the validation split: SIDE and MAD (reference §7.1), and two diagnostics of 
 rotation/relief trade-off that use the generator's ``meta.jsonl``: the least-squares slope of
 the predicted yaw and pitch on the true ones (1 is right; < 1 means under-rotated views), and
 the median per-image least-squares scale between the true and the predicted log-depth
-deviations (1 is right; < 1 means a too-deep relief). Each evaluation is one JSON line on
+deviations (1 is right; < 1 means a too-deep relief). The roll slope and the share of images
+whose predicted view sits at the edge of its range (any angle beyond 95% of
+``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there. Each evaluation is one JSON line on
 stdout and in ``--out``; with ``--ema`` each weight average kept beside the trained weights
 (``train.ema_decay``) is scored at the same steps. For choosing a recipe, not for reporting
 results: ``table2.py`` and ``unsup3d eval`` do that.
@@ -67,13 +69,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def validation_set(cfg, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """First ``count`` validation images, depths and true (pitch, yaw) in radians."""
+    """First ``count`` validation images, depths and true (pitch, yaw, roll) in radians."""
     root = Path(cfg.data.root) / "val"
     dataset = PairedDepthDataset(root, crop=cfg.data.crop)
     meta = {}
     for line in (root / "meta.jsonl").read_text().splitlines():
         record = json.loads(line)
-        meta[Path(record["image"]).name] = record["view_angles_rad"][:2]
+        meta[Path(record["image"]).name] = record["view_angles_rad"][:3]
     images, depths, angles = [], [], []
     for index in range(min(count, len(dataset))):
         item = dataset[index]
@@ -108,17 +110,20 @@ def score(model, images, depths, angles) -> dict[str, float]:
             lp, lg = lp - lp.mean(), lg - lg.mean()
             scales.append(float((lp * lg).sum() / lp.square().sum().clamp(min=1e-12)))
         decomp = model(image)
-        views.append(decomp.view_angles[:, :2])
+        views.append(decomp.view_angles)
     model.train()
     view = torch.cat(views)
     side, mad = torch.cat(sides), torch.cat(mads)
     ok = torch.isfinite(side)
+    limit = 0.95 * math.radians(model.cfg.rotation_range_deg)
     return {
         "side_1e2": float(side[ok].mean() * 100),
         "mad_deg": float(mad[ok].mean()),
         "pitch_slope": slope(view[:, 0], angles[:, 0]),
         "yaw_slope": slope(view[:, 1], angles[:, 1]),
+        "roll_slope": slope(view[:, 2], angles[:, 2]),
         "yaw_corr": float(torch.corrcoef(torch.stack([view[:, 1], angles[:, 1]]))[0, 1]),
+        "at_range_limit": float((view.abs() > limit).any(dim=1).float().mean()),
         "relief_scale_median": float(torch.tensor(scales).median()) if scales else math.nan,
         "mean_pitch_deg": float(view[:, 0].mean().rad2deg()),
         "mean_yaw_deg": float(view[:, 1].mean().rad2deg()),
