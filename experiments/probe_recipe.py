@@ -11,10 +11,10 @@ the predicted yaw and pitch on the true ones (1 is right; < 1 means under-rotate
 the median per-image least-squares scale between the true and the predicted log-depth
 deviations (1 is right; < 1 means a too-deep relief). The roll slope and the share of images
 whose predicted view sits at the edge of its range (any angle beyond 95% of
-``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there. Each evaluation is one JSON line on
-stdout and in ``--out``; with ``--ema`` each weight average kept beside the trained weights
-(``train.ema_decay``) is scored at the same steps. For choosing a recipe, not for reporting
-results: ``table2.py`` and ``unsup3d eval`` do that.
+``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there.
+Each evaluation is one JSON line on stdout and in ``--out``; with ``--ema`` each weight
+average kept beside the trained weights (``train.ema_decay``) is scored at the same steps.
+For choosing a recipe, not for reporting results: ``table2.py`` and ``unsup3d eval`` do that.
 """
 
 from __future__ import annotations
