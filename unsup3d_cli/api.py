@@ -33,6 +33,7 @@ from unsup3d_cli.engine.distributed import (
     ProcessGroup,
     init_distributed,
     launch_from_env,
+    wrap_ddp,
 )
 from unsup3d_cli.engine.trainer import (
     Progress,
@@ -55,7 +56,7 @@ from unsup3d_cli.evaluation import (
 )
 from unsup3d_cli.export import ExportedMesh, ExportError, MeshOptions, export_folders, find_records
 from unsup3d_cli.losses import VGGFeatures
-from unsup3d_cli.model import PRECISIONS, Decomposition, Unsup3D, has_native_bfloat16
+from unsup3d_cli.model import PRECISIONS, Unsup3D, has_native_bfloat16
 from unsup3d_cli.pretrained import (
     ORIGINAL_FORMAT,
     LoadedWeights,
@@ -253,44 +254,12 @@ def _check_batch(cfg: ExperimentConfig, group: ProcessGroup) -> None:
         )
 
 
-class _TrainingForward(nn.Module):
-    """The model's forward as DDP sees it: the decomposition minus the unused outputs.
-
-    DDP finds the parameters that get no gradient from what the forward returns, so an output
-    that the objective leaves unused must not be returned.
-    """
-
-    def __init__(self, model: Unsup3D, drop_perceptual_confidence: bool) -> None:
-        super().__init__()
-        self.model = model
-        self.drop_perceptual_confidence = drop_perceptual_confidence
-
-    def forward(self, image: torch.Tensor) -> Decomposition:
-        """The model's :class:`Decomposition` of ``image``, minus the unused outputs."""
-        decomp = self.model(image)
-        if self.drop_perceptual_confidence:
-            decomp = dataclasses.replace(decomp, perceptual_confidence=None)
-        return decomp
-
-
 def _ddp(model: Unsup3D, setup: TrainingSetup) -> nn.Module:
-    """The model's forward wrapped in ``DistributedDataParallel``.
-
-    The model's five networks hold every trained parameter; the frozen VGG16 is not part of
-    it. Without the perceptual term, the perceptual confidence head gets no gradient (as on
-    one process), and DDP is told to expect that.
-    """
-    from torch.nn.parallel import DistributedDataParallel
-
-    device = setup.device
+    """The model's training forward under DDP (see :func:`wrap_ddp`)."""
     unused = model.confidence_net is not None and (
         setup.features is None or setup.loss_cfg.lam_perc == 0
-    )
-    return DistributedDataParallel(
-        _TrainingForward(model, unused),
-        device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=unused,
-    )
+    )  # the perceptual confidence head learns only through the perceptual term
+    return wrap_ddp(model, setup.device, drop_perceptual_confidence=unused)
 
 
 def train(

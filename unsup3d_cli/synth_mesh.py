@@ -45,7 +45,6 @@ A sample is a pure function of ``(seed, index)`` and the config: its draws come 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from unsup3d_cli.synthetic import BACKGROUND_DEPTH, MIN_DEPTH
+from unsup3d_cli.synthetic import BACKGROUND_DEPTH, MIN_DEPTH, sample_generator
 
 MESH_GENERATOR_VERSION = "synth-mesh-1"
 """Changes whenever the same (seed, index) would give a different image."""
@@ -315,12 +314,6 @@ class MeshSynthBatch:
 # ------------------------------------------------------------------------------- sampling
 
 
-def mesh_generator(seed: int, index: int) -> torch.Generator:
-    """A CPU generator seeded by a 63-bit hash of (seed, index) only."""
-    digest = hashlib.blake2b(f"unsup3d-synth-mesh:{seed}:{index}".encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
-
-
 def _uniform(gen: torch.Generator, low: float, high: float, *shape: int) -> Tensor:
     return low + (high - low) * torch.rand(shape or (1,), generator=gen, dtype=torch.float64)
 
@@ -389,7 +382,7 @@ def sample_mesh_face(index: int, seed: int, cfg: MeshSynthConfig) -> MeshFaceSpe
     The draws depend on (seed, index) and the ranges in ``cfg`` only (every branch makes the
     same draws, so one option never shifts the others).
     """
-    gen = mesh_generator(seed, index)
+    gen = sample_generator(seed, index, salt="unsup3d-synth-mesh")
     low = torch.tensor([lo for _, lo, _ in IDENTITY_RANGES], dtype=torch.float64)
     high = torch.tensor([hi for _, _, hi in IDENTITY_RANGES], dtype=torch.float64)
     identity = low + (high - low) * torch.rand(len(low), generator=gen, dtype=torch.float64)

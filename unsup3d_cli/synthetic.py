@@ -280,9 +280,12 @@ class SynthBatch:
 # ------------------------------------------------------------------------------- sampling
 
 
-def sample_generator(seed: int, index: int) -> torch.Generator:
-    """A CPU generator seeded by a 63-bit hash of (seed, index) only."""
-    digest = hashlib.blake2b(f"unsup3d-synth:{seed}:{index}".encode(), digest_size=8).digest()
+def sample_generator(seed: int, index: int, salt: str = "unsup3d-synth") -> torch.Generator:
+    """A CPU generator seeded by a 63-bit hash of (salt, seed, index) only.
+
+    Each generator style has its own ``salt``, so that their draws are unrelated.
+    """
+    digest = hashlib.blake2b(f"{salt}:{seed}:{index}".encode(), digest_size=8).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
 
 

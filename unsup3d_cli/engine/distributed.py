@@ -14,6 +14,7 @@ group on the CPU, so agreeing on them never waits for a GPU.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,7 +22,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 
 ENV_KEYS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
 """Environment variables ``torchrun`` sets in every process it starts."""
@@ -169,3 +170,41 @@ def init_distributed(launch: Launch, device: torch.device, timeout_min: float = 
         dist.init_process_group(backend, timeout=timeout)
     host = dist.new_group(backend="gloo", timeout=timeout) if backend != "gloo" else None
     return ProcessGroup(launch, device, backend, host)
+
+
+class _TrainingForward(nn.Module):
+    """The model's forward as DDP sees it: the decomposition minus the unused outputs.
+
+    DDP finds the parameters that get no gradient from what the forward returns, so an output
+    that the objective leaves unused must not be returned.
+    """
+
+    def __init__(self, model: nn.Module, drop_perceptual_confidence: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.drop_perceptual_confidence = drop_perceptual_confidence
+
+    def forward(self, image: Tensor) -> Any:
+        """The model's decomposition of ``image``, minus the unused outputs."""
+        decomp = self.model(image)
+        if self.drop_perceptual_confidence:
+            decomp = dataclasses.replace(decomp, perceptual_confidence=None)
+        return decomp
+
+
+def wrap_ddp(
+    model: nn.Module, device: torch.device, *, drop_perceptual_confidence: bool
+) -> nn.Module:
+    """The model's training forward wrapped in ``DistributedDataParallel``.
+
+    The model's five networks hold every trained parameter (the frozen VGG16 is not part of
+    it). Without the perceptual term the perceptual confidence head gets no gradient, as on
+    one process: pass ``drop_perceptual_confidence`` and DDP is told to expect that.
+    """
+    from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415 (only under torchrun)
+
+    return DistributedDataParallel(
+        _TrainingForward(model, drop_perceptual_confidence),
+        device_ids=[device.index] if device.type == "cuda" else None,
+        find_unused_parameters=drop_perceptual_confidence,
+    )
