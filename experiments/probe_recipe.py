@@ -169,10 +169,11 @@ def build(args: argparse.Namespace, cfg) -> tuple[TrainingSetup, Progress, dict]
     """The training setup (resumed from --resume), where it starts and the weight averages."""
     train_loader, _ = api._loaders(cfg)
     model = api.build_model(cfg)
-    model.set_precision(cfg.train.precision)
+    precision = api.resolve_precision(cfg.train.precision, torch.device("cpu"))
+    model.set_precision(precision)
     features = api.load_perceptual(cfg.loss.perceptual_weights)
     if features is not None:
-        features.set_precision(cfg.train.precision)
+        features.set_precision(precision)
     setup = TrainingSetup(model, features, build_optimizer(model, cfg.train), train_loader, None,
                           cfg.train, cfg.loss, torch.device("cpu"))  # fmt: skip
     progress = Progress()

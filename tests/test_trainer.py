@@ -127,6 +127,23 @@ def test_bf16_training_runs_the_networks_in_bfloat16(tmp_path):
     assert all(w.dtype == torch.float32 for w in _weights(run).values() if w.is_floating_point())
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_training_precision_follows_the_device(tmp_path, monkeypatch, native):
+    monkeypatch.setattr(api, "has_native_bfloat16", lambda device: native)
+    chosen = []
+    real = api.build_model
+
+    def spy(cfg):
+        model = real(cfg)
+        original = model.set_precision
+        model.set_precision = lambda p: (chosen.append(p), original(p))[1]
+        return model
+
+    monkeypatch.setattr(api, "build_model", spy)
+    api.train(_cfg("train.precision=auto", "train.max_steps=1"), run_dir=tmp_path, device="cpu")
+    assert chosen == ["bf16" if native else "fp32"]
+
+
 def test_unknown_training_precision_is_a_config_error():
     with pytest.raises(ConfigError, match="train.precision"):
         _cfg("train.precision=fp16")

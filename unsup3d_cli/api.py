@@ -321,10 +321,11 @@ def _train(
         _prepare_run_dir(paths, resume)
     group.barrier()
     model = model.to(target)
-    model.set_precision(cfg.train.precision)
+    precision = resolve_precision(cfg.train.precision, target)
+    model.set_precision(precision)
     features = load_perceptual(cfg.loss.perceptual_weights)
     if features is not None:
-        features.set_precision(cfg.train.precision)
+        features.set_precision(precision)
     setup = TrainingSetup(
         model=model,
         features=features.to(target) if features is not None else None,
@@ -345,8 +346,8 @@ def _train(
         log.info("resuming %s at step %d (epoch %d)", paths.root, progress.step, progress.epoch)
     if group.is_main:
         dump_config(cfg, paths.root / "config.yaml", extra={"launch": _launch_record(cfg, group)})
-    log.info("training on %s (%d process(es)); run folder %s", target, group.world_size,
-             paths.root)  # fmt: skip
+    log.info("training on %s (%d process(es), %s); run folder %s", target, group.world_size,
+             precision, paths.root)  # fmt: skip
     fit(setup, paths, progress)
     return paths.root
 

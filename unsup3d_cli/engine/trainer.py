@@ -31,6 +31,9 @@ from unsup3d_cli.engine.logging import MetricsWriter
 from unsup3d_cli.losses import LossConfig, LossTerms, supervised_loss, total_loss
 from unsup3d_cli.model import PRECISIONS, Decomposition, Reconstruction, Unsup3D
 
+TRAIN_PRECISIONS = ("auto", *PRECISIONS)
+"""Values of ``TrainConfig.precision``."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -82,14 +85,16 @@ class TrainConfig:
     precision: str = "fp32"
     """'fp32', or 'bf16': the networks' forward and backward, and the VGG16 features of the
     perceptual term, under bfloat16 autocast (weights, optimizer, decoding, rendering and losses
-    stay float32). About 1.3× faster steps on CPUs
-    with native bfloat16 (AVX512-BF16, AMX); slower on others."""
+    stay float32). About 1.3× faster steps on CPUs with native bfloat16 (AVX512-BF16, AMX);
+    slower on others, which emulate it. 'auto': bf16 where the training device has native
+    bfloat16, else fp32."""
 
     def __post_init__(self) -> None:
         """Reject an unknown precision, or a decay fraction or weight-average decay out of range."""
-        if self.precision not in PRECISIONS:
+        if self.precision not in TRAIN_PRECISIONS:
             raise ValueError(
-                f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+                f"train.precision must be one of {', '.join(TRAIN_PRECISIONS)}, "
+                f"got {self.precision!r}"
             )
         if not 0.0 <= self.lr_decay_fraction <= 1.0:
             raise ValueError(
