@@ -77,6 +77,15 @@ class LossTerms:
         """Plain floats, for logging."""
         return {f.name: float(getattr(self, f.name).detach()) for f in fields(self)}
 
+    @classmethod
+    def names(cls) -> list[str]:
+        """The terms' names, in the order of :meth:`stacked`."""
+        return [f.name for f in fields(cls)]
+
+    def stacked(self) -> Tensor:
+        """The terms as one detached vector (no copy to the host), in :meth:`names` order."""
+        return torch.stack([getattr(self, name).detach() for name in self.names()])
+
 
 class BatchGroup(Protocol):
     """The processes that share a batch (``engine.distributed.ProcessGroup``).

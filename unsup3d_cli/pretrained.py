@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from unsup3d_cli.config import ConfigError, ExperimentConfig, config_from_dict, config_to_dict
@@ -174,7 +175,9 @@ def _original_weights(state: dict[str, Any], path: Path, preset: str) -> LoadedW
     )
     networks = {name: state[name] for name in ORIGINAL_NETWORKS if name in state}
     try:
-        weights = convert_original_weights(networks, build_model(cfg))
+        with torch.device("meta"):  # only names and shapes are needed: allocate nothing
+            layout = build_model(cfg)
+        weights = convert_original_weights(networks, layout)
     except WeightMappingError as err:
         raise CheckpointError(
             f"{path}: an original Unsup3D checkpoint whose weights do not fit the "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
@@ -290,7 +289,7 @@ def validate(setup: TrainingSetup, epoch: int) -> dict[str, float]:
 def _validate(setup: TrainingSetup, epoch: int) -> dict[str, float]:
     """Each process scores its shard; the sums are added over the processes."""
     setup.model.eval()
-    names = [f.name for f in dataclasses.fields(LossTerms)]
+    names = LossTerms.names()
     totals = torch.zeros(len(names) + 1, dtype=torch.float64, device=setup.device)
     setup.val_loader.sampler.set_epoch(0)
     for batch in setup.val_loader:
@@ -300,7 +299,7 @@ def _validate(setup: TrainingSetup, epoch: int) -> dict[str, float]:
         terms, _, _ = compute_loss(
             setup.model, setup.features, image, setup.loss_cfg, epoch, gt_depth
         )
-        values = torch.stack([getattr(terms, name).detach().double() for name in names])
+        values = terms.stacked().double()
         totals += torch.cat([values * len(image), values.new_tensor([len(image)])])
     totals = setup.group.sum(totals).tolist()
     return {name: value / max(totals[-1], 1) for name, value in zip(names, totals, strict=False)}
@@ -401,9 +400,8 @@ class _Monitor:
         self.bar.update(1)
         if progress.step % self.cfg.log_every_steps and progress.step != 1:
             return
-        names = [f.name for f in dataclasses.fields(LossTerms)]
-        values = torch.stack([getattr(terms, name).detach().float() for name in names])
-        averaged = dict(zip(names, self.group.mean(values).tolist(), strict=True))
+        values = self.group.mean(terms.stacked().float()).tolist()
+        averaged = dict(zip(LossTerms.names(), values, strict=True))
         check_finite(averaged["total"], progress)
         rate = self.window_images / max(time.perf_counter() - self.window_start, 1e-9)
         record = {"kind": "train", "step": progress.step, "epoch": progress.epoch,
@@ -605,19 +603,24 @@ def _run_epoch(loop: _Loop) -> bool:
     return True
 
 
-def _save(loop: _Loop, path: Path) -> None:
-    """Check the last step's loss (every process), then write ``path`` (the main process)."""
+def _save(loop: _Loop, path: Path, numbered: bool = False) -> None:
+    """Check the last step's loss (every process), then write ``path`` (the main process).
+
+    With ``numbered`` the same state also goes to this step's numbered checkpoint, and the
+    oldest numbered ones beyond ``keep_checkpoints`` are removed.
+    """
+    setup, progress = loop.setup, loop.progress
     if loop.last_terms is not None:
-        check_finite(loop.setup.group.mean(loop.last_terms.total.detach()).item(), loop.progress)
-    if loop.setup.group.is_main:
-        save_checkpoint(path, checkpoint_state(loop.setup, loop.progress))
+        check_finite(setup.group.mean(loop.last_terms.total.detach()).item(), progress)
+    if not setup.group.is_main:
+        return
+    state = checkpoint_state(setup, progress)
+    save_checkpoint(path, state)
+    if numbered:
+        save_checkpoint(path.parent / step_checkpoint_name(progress.step), state)
+        prune_checkpoints(path.parent, setup.train_cfg.keep_checkpoints)
 
 
 def _save_epoch(loop: _Loop, paths: RunPaths) -> None:
-    setup, progress = loop.setup, loop.progress
-    _save(loop, paths.last)
-    if not setup.group.is_main or progress.epoch % setup.train_cfg.checkpoint_every_epochs:
-        return
-    save_checkpoint(paths.checkpoints / step_checkpoint_name(progress.step),
-                    checkpoint_state(setup, progress))  # fmt: skip
-    prune_checkpoints(paths.checkpoints, setup.train_cfg.keep_checkpoints)
+    every = loop.setup.train_cfg.checkpoint_every_epochs
+    _save(loop, paths.last, numbered=loop.progress.epoch % every == 0)
