@@ -50,9 +50,11 @@ def test_forward_shapes_and_ranges(batch):
     assert (decomp.confidence > 0).all()
 
 
-def test_flat_depth_init_starts_flat_and_still_learns():
+@pytest.mark.parametrize("centring", ["mean", "none"])
+def test_flat_depth_init_starts_flat_and_still_learns(centring):
     torch.manual_seed(0)
-    model = Unsup3D(ModelConfig(**{**TINY.__dict__, "flat_depth_init": True}), Renderer())
+    cfg = ModelConfig(**{**TINY.__dict__, "flat_depth_init": True, "depth_centring": centring})
+    model = Unsup3D(cfg, Renderer())
     image = torch.rand(2, 3, 64, 64)
     depth = model(image).depth_unbordered
     torch.testing.assert_close(depth, torch.ones_like(depth))  # raw 0 → (min + max) / 2
@@ -125,6 +127,15 @@ def test_decoders_follow_the_reference_formulas():
     torch.testing.assert_close(decode_depth(raw + 5.0, 0.9, 1.1), depth)  # mean removed
     centred = raw - raw.mean(dim=(2, 3), keepdim=True)
     torch.testing.assert_close(depth, 1.0 + 0.1 * torch.tanh(centred))
+    uncentred = decode_depth(raw, 0.9, 1.1, "none")
+    torch.testing.assert_close(uncentred, 1.0 + 0.1 * torch.tanh(raw))
+    torch.testing.assert_close(
+        decode_depth(torch.zeros(1, 1, 2, 2), 0.8, 1.0, "none"), torch.full((1, 1, 2, 2), 0.9)
+    )
+    with pytest.raises(ValueError, match="centring"):
+        decode_depth(raw, 0.9, 1.1, "median")
+    with pytest.raises(ValueError, match="model.depth_centring"):
+        Unsup3D(ModelConfig(**{**TINY.__dict__, "depth_centring": "median"}), Renderer())
     filled = fill_border(depth, 1.04)
     assert torch.equal(filled[..., 2:-2], depth[..., 2:-2]) and not torch.equal(filled, depth)
     ambient, diffuse, direction = decode_light(

@@ -93,21 +93,30 @@ class Reconstruction(_TensorFields):
         return x[:half], x[half:]
 
 
-def decode_depth(raw: Tensor, min_depth: float, max_depth: float) -> Tensor:
+DEPTH_CENTRINGS = ("mean", "none")
+"""Values of ``ModelConfig.depth_centring`` (see :func:`decode_depth`)."""
+
+
+def decode_depth(raw: Tensor, min_depth: float, max_depth: float, centring: str = "mean") -> Tensor:
     """Raw depth-network output → canonical depth in (min_depth, max_depth).
 
-    Subtracts the per-image spatial mean, squashes with tanh and rescales (reference §2.2).
+    With ``centring="mean"`` (the paper's) subtracts the per-image spatial mean, so the image's
+    mean depth sits near the middle of the range; with "none" the raw output is used as it is.
+    Then squashes with tanh and rescales (reference §2.2).
 
     Args:
         raw: shape (B, 1, H, W).
         min_depth: lower end of the depth range.
         max_depth: upper end of the depth range.
+        centring: 'mean' or 'none'.
 
     Returns:
         Depth, shape (B, 1, H, W).
     """
     check_shape(raw, "B 1 H W", "raw depth")
-    centred = raw - raw.mean(dim=(2, 3), keepdim=True)
+    if centring not in DEPTH_CENTRINGS:
+        raise ValueError(f"depth centring must be one of {DEPTH_CENTRINGS}, got {centring!r}")
+    centred = raw - raw.mean(dim=(2, 3), keepdim=True) if centring == "mean" else raw
     squashed = torch.tanh(centred)
     return (1 + squashed) / 2 * max_depth + (1 - squashed) / 2 * min_depth
 

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from unsup3d_cli.checks import check_shape
 from unsup3d_cli.geometry import euler_to_rotation
 from unsup3d_cli.model.decomposition import (
+    DEPTH_CENTRINGS,
     Decomposition,
     Reconstruction,
     decode_depth,
@@ -67,6 +68,11 @@ class ModelConfig:
     flat_depth_init: bool = False
     """Zero the depth network's last convolution at initialisation, so training starts from a
     flat canonical depth instead of the per-pixel noise of a random init (not in the paper)."""
+    depth_centring: str = "mean"
+    """'mean' (the paper's): the depth network's output loses its per-image mean before the
+    tanh, so the image's mean depth sits at the middle of the range, the rotation pivot.
+    'none' (not in the paper): no centring, so a background can sit at the pivot while the
+    object stands in front of it."""
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -107,9 +113,16 @@ class Unsup3D(nn.Module):
             raise ValueError(f"model.min_depth ({cfg.min_depth}) must be < model.max_depth")
         self.cfg = cfg
         self.renderer = renderer
+        if cfg.depth_centring not in DEPTH_CENTRINGS:
+            raise ValueError(
+                f"model.depth_centring must be one of {', '.join(DEPTH_CENTRINGS)}, "
+                f"got {cfg.depth_centring!r}"
+            )
         self.depth_net = EncoderDecoder(1, cfg.width, cfg.depth_zdim)
-        if cfg.flat_depth_init:
+        if cfg.flat_depth_init:  # depth (min + max) / 2 everywhere at the start
             nn.init.zeros_(self.depth_net.output_layer.weight)  # its input is not 0: it learns
+            if self.depth_net.output_layer.bias is not None:
+                nn.init.zeros_(self.depth_net.output_layer.bias)
         self.albedo_net = EncoderDecoder(3, cfg.width, cfg.depth_zdim, use_tanh=True)
         self.view_net = Encoder(6, cfg.encoder_width) if cfg.predict_view else None
         self.light_net = Encoder(4, cfg.encoder_width) if cfg.use_light else None
@@ -171,7 +184,7 @@ class Unsup3D(nn.Module):
             confidences = (None, None)
             if self.confidence_net is not None:
                 confidences = self.confidence_net(signed)
-        depth = decode_depth(widen(raw_depth), cfg.min_depth, cfg.max_depth)
+        depth = decode_depth(widen(raw_depth), cfg.min_depth, cfg.max_depth, cfg.depth_centring)
         albedo = (widen(raw_albedo) + 1) / 2
         ambient, diffuse, light_direction = self._light(signed, raw_light)
         angles, translation = self._view(signed, raw_view)
@@ -210,7 +223,7 @@ class Unsup3D(nn.Module):
         with self.network_autocast(signed):
             raw_depth = self.depth_net(signed)
             raw_view = self.view_net(signed) if self.view_net is not None else None
-        depth = decode_depth(widen(raw_depth), cfg.min_depth, cfg.max_depth)
+        depth = decode_depth(widen(raw_depth), cfg.min_depth, cfg.max_depth, cfg.depth_centring)
         depth = fill_border(depth, self.border_depth)  # (B, 1, H, W)
         angles, translation = self._view(signed, raw_view)  # (B, 3) each
         rotation = euler_to_rotation(angles)  # (B, 3, 3)
