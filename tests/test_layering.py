@@ -45,6 +45,7 @@ LAYER_RANK: dict[str, int] = {
     "reconstruct": 4,
     "gallery": 4,
     "synth_dataset": 4,
+    "weights": 4,
     "config": 5,
     "pretrained": 5,
     "api": 6,

@@ -62,7 +62,7 @@ def read_meta(split_dir: Path) -> list[dict]:
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 faces, seed 3, written in this process in batches of 8."""
     out = tmp_path_factory.mktemp("synth") / "faces"
-    write_dataset(out, NUM, SEED, split=SPLIT, workers=1, batch_size=8)
+    write_dataset(out, NUM, SEED, split=SPLIT, workers=1, batch_size=8, style="heightfield")
     return out
 
 
@@ -245,7 +245,7 @@ def test_rerendering_the_recorded_pose_reproduces_the_depth_mask(dataset: Path) 
 
 def test_bytes_do_not_depend_on_workers_or_batches(dataset: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    write_dataset(again, NUM, SEED, split=SPLIT, workers=2, batch_size=5)
+    write_dataset(again, NUM, SEED, split=SPLIT, workers=2, batch_size=5, style="heightfield")
     assert tree_bytes(again) == tree_bytes(dataset)
 
 
@@ -298,7 +298,7 @@ def invoke(*args: str):
 def test_cli_writes_the_same_bytes(dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli"
     result = invoke("synth", str(out), "--num", str(NUM), "--seed", str(SEED), "--split",
-                    "0.6,0.2,0.2", "--workers", "1")  # fmt: skip
+                    "0.6,0.2,0.2", "--workers", "1", "--style", "heightfield")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert re.search(r"Wrote 20 heightfield faces \(train/val/test 12/4/4\)", result.stdout)
     assert tree_bytes(out) == tree_bytes(dataset)
@@ -329,7 +329,7 @@ def test_cli_force_replaces_an_earlier_output(tmp_path: Path) -> None:
         (("--split", "0.5,0.5"), "--split"),
         (("--split", "0.7,0.2,0.2"), "sum to 1"),
         (("--num", "0"), "--num"),
-        (("--image-size", "8"), "--image-size"),
+        (("--image-size", "4"), "--image-size"),
     ],
 )
 def test_cli_rejects_bad_options(tmp_path: Path, args: tuple[str, ...], fragment: str) -> None:

@@ -8,7 +8,12 @@ from typing import Annotated
 import typer
 
 from unsup3d_cli.cli.errors import check_device, check_preset, fail, user_errors
-from unsup3d_cli.cli.options import DeviceOption, PrecisionOption, PresetOption
+from unsup3d_cli.cli.options import (
+    DEFAULT_MODEL_HELP,
+    DeviceOption,
+    PrecisionOption,
+    PresetOption,
+)
 
 PERTURBATION_CHOICES = ("L1", "L2", "L3", "asym")
 BASELINE_CHOICES = ("const", "avg-gt")
@@ -18,8 +23,9 @@ CheckpointsOption = Annotated[
     typer.Option(
         "--checkpoint",
         metavar="CKPT",
-        help="Checkpoint written by 'unsup3d train' or 'unsup3d convert', or an original "
-        "Unsup3D checkpoint (see --preset); repeatable, one table row each.",
+        help="Checkpoint written by 'unsup3d train' or 'unsup3d convert' (.pt or a .safetensors "
+        "bundle), or an original Unsup3D checkpoint (see --preset); repeatable, one table row "
+        f"each. Without --checkpoint or --baseline: {DEFAULT_MODEL_HELP}.",
         dir_okay=False,
         show_default=False,
     ),
@@ -57,7 +63,7 @@ OutOption = Annotated[
         "--out",
         "-o",
         help="JSON report (default: eval[-MODE][-refineN].json in the first checkpoint's run "
-        "folder; not written for baselines only).",
+        "folder, in the current folder for the bundled model; not written for baselines only).",
         dir_okay=False,
         show_default=False,
     ),
@@ -110,14 +116,30 @@ def parse_crop(text: str) -> object:
     raise ValueError(f"--crop {text!r}: use auto, none, a positive SIDE or TOP,LEFT,H,W")
 
 
-def default_out(checkpoints: list[Path], occlusion: str | None, refine: int) -> Path | None:
-    """``<run folder of the first checkpoint>/eval[-MODE][-refineN].json`` (None without one)."""
+def default_out(
+    checkpoints: list[Path], occlusion: str | None, refine: int, bundled: bool = False
+) -> Path | None:
+    """``<run folder of the first checkpoint>/eval[-MODE][-refineN].json`` (None without one).
+
+    For the ``bundled`` model, whose folder is inside the install, the current folder instead.
+    """
     if not checkpoints:
         return None
     first = checkpoints[0]
     run_dir = first.parent.parent if first.parent.name == "checkpoints" else first.parent
     suffix = (f"-{occlusion}" if occlusion else "") + (f"-refine{refine}" if refine else "")
-    return run_dir / f"eval{suffix}.json"
+    return (Path() if bundled else run_dir) / f"eval{suffix}.json"
+
+
+def _bundled_model() -> Path:
+    """The bundled model, to evaluate when neither --checkpoint nor --baseline is given."""
+    from unsup3d_cli.engine.checkpoint import CheckpointError
+    from unsup3d_cli.weights import bundled_model_path
+
+    try:
+        return bundled_model_path()
+    except CheckpointError as exc:
+        raise fail(f"nothing to evaluate: {exc} or --baseline") from None
 
 
 def _check_choices(baselines: list[str], occlusion: str | None) -> None:
@@ -147,8 +169,6 @@ def eval_command(
 ) -> None:
     """Score checkpoints and baselines on a test split: SIDE, MAD and viewpoint (paper §7.1)."""
     checkpoints, baselines = list(checkpoint or []), list(baseline or [])
-    if not checkpoints and not baselines:
-        raise fail("nothing to evaluate: give --checkpoint and/or --baseline")
     _check_choices(baselines, occlusion)
     try:
         crop_value = parse_crop(crop)
@@ -159,7 +179,10 @@ def eval_command(
 
     check_device(device)
     check_preset(preset)
-    out = out or default_out(checkpoints, occlusion, refine)
+    bundled = not checkpoints and not baselines
+    if bundled:
+        checkpoints = [_bundled_model()]
+    out = out or default_out(checkpoints, occlusion, refine, bundled)
     try:
         options = EvalOptions(
             baselines=tuple(baselines), train_data=train_data, out=out, markdown=markdown,

@@ -8,14 +8,14 @@ from typing import Annotated
 import typer
 
 from unsup3d_cli.cli.errors import check_preset, fail, user_errors
-from unsup3d_cli.cli.options import DeviceOption, PresetOption
+from unsup3d_cli.cli.options import DEFAULT_MODEL_HELP, DeviceOption, PresetOption
 
 SourcesArg = Annotated[
     list[Path],
     typer.Argument(
         metavar="SOURCE",
         help="'unsup3d reconstruct' output folders (the whole output or one image's folder); "
-        "with --checkpoint, image files and folders to reconstruct first.",
+        "or image files and folders to reconstruct first (see --checkpoint).",
         show_default=False,
     ),
 ]
@@ -80,7 +80,8 @@ CheckpointOption = Annotated[
     typer.Option(
         "--checkpoint",
         help="Reconstruct the SOURCE images with this model first (the maps are not kept; "
-        "run 'unsup3d reconstruct' to keep them).",
+        "run 'unsup3d reconstruct' to keep them). Without it, SOURCEs that hold images but no "
+        f"reconstruction are reconstructed with {DEFAULT_MODEL_HELP}.",
         dir_okay=False,
         show_default=False,
     ),
@@ -89,7 +90,8 @@ DetectFacesOption = Annotated[
     bool | None,
     typer.Option(
         "--detect-faces/--no-detect-faces",
-        help="With --checkpoint: crop the largest face first (default: as 'unsup3d reconstruct').",
+        help="When reconstructing images first: crop the largest face (default: as 'unsup3d "
+        "reconstruct').",
         show_default=False,
     ),
 ]
@@ -116,6 +118,9 @@ def export_command(
     from unsup3d_cli import api
     from unsup3d_cli.export import MeshOptions, parse_formats
 
+    if checkpoint is None:
+        with user_errors():
+            checkpoint = _default_model(sources)
     try:
         formats = parse_formats(fmt)
         options = MeshOptions(
@@ -137,3 +142,29 @@ def export_command(
             device=device, detect_faces=detect_faces, force=force, preset=preset,
         )  # fmt: skip
     typer.echo(f"Wrote {len(exported)} mesh(es) as {', '.join(formats)} to {out}")
+
+
+def _default_model(sources: list[Path]) -> Path | None:
+    """The bundled model when the sources hold images rather than reconstructions, else None.
+
+    Raises:
+        CheckpointError: images to reconstruct, and no bundled model in this install.
+    """
+    from unsup3d_cli.export import ExportError, find_records
+    from unsup3d_cli.weights import bundled_model_path
+
+    try:
+        find_records(sources)
+    except ExportError:
+        if any(_holds_images(source) for source in sources):
+            return bundled_model_path()
+    return None  # reconstructions, or nothing usable: export_meshes names the problem
+
+
+def _holds_images(path: Path) -> bool:
+    """Whether ``path`` is an image file or a folder with one somewhere inside."""
+    from unsup3d_cli.images import IMAGE_EXTENSIONS
+
+    if path.is_file():
+        return path.suffix.lower() in IMAGE_EXTENSIONS
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.rglob("*"))

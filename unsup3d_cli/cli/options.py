@@ -11,6 +11,12 @@ from typing import Annotated
 
 import typer
 
+DEFAULT_MODEL_HELP = (
+    "the model bundled with this install (unsup3d_cli/weights/synth_faces.safetensors), where "
+    "it has one"
+)
+"""The default model, as the help of each command that takes --checkpoint names it."""
+
 ConfigOption = Annotated[
     Path,
     typer.Option(

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from unsup3d_cli.cli.errors import check_device, check_preset, user_errors
-from unsup3d_cli.cli.options import DeviceOption, PrecisionOption, PresetOption
+from unsup3d_cli.cli.options import (
+    DEFAULT_MODEL_HELP,
+    DeviceOption,
+    PrecisionOption,
+    PresetOption,
+)
 
 if TYPE_CHECKING:
     from unsup3d_cli.reconstruct import ReconstructSummary
@@ -25,12 +30,13 @@ InputsArg = Annotated[
     ),
 ]
 CheckpointOption = Annotated[
-    Path,
+    Path | None,
     typer.Option(
         "--checkpoint",
         help="Checkpoint written by 'unsup3d train' or 'unsup3d convert' (e.g. "
-        "runs/NAME/TIME/checkpoints/last.pt; the model is rebuilt from the config stored in "
-        "it), or an original Unsup3D checkpoint (see --preset).",
+        "runs/NAME/TIME/checkpoints/last.pt or a .safetensors bundle; the model is rebuilt "
+        "from the config stored in it), or an original Unsup3D checkpoint (see --preset). "
+        f"Without it: {DEFAULT_MODEL_HELP}.",
         show_default=False,
     ),
 ]
@@ -95,8 +101,8 @@ StrictOption = Annotated[
 
 def reconstruct_command(
     inputs: InputsArg,
-    checkpoint: CheckpointOption,
     out: OutOption,
+    checkpoint: CheckpointOption = None,
     detect_faces: DetectFacesOption = None,
     batch_size: BatchSizeOption = 32,
     device: DeviceOption = "auto",
@@ -112,6 +118,7 @@ def reconstruct_command(
     """Reconstruct photos: depth, normals, albedo, light, relit views and an HTML gallery."""
     from unsup3d_cli import api
     from unsup3d_cli.reconstruct import ReconstructOptions
+    from unsup3d_cli.weights import bundled_model_path
 
     check_device(device)
     check_preset(preset)
@@ -121,6 +128,7 @@ def reconstruct_command(
         threads=threads,
     )  # fmt: skip
     with user_errors():
+        checkpoint = bundled_model_path() if checkpoint is None else checkpoint
         summary = api.reconstruct(
             checkpoint, inputs, out, options, device=device, precision=precision, preset=preset
         )

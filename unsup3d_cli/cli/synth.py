@@ -36,10 +36,10 @@ StyleOption = Annotated[
     typer.Option(
         "--style",
         metavar="heightfield|mesh",
-        help="Face generator: 'heightfield' (default; depth-map faces drawn by the model's "
-        "own renderer, fast) or 'mesh' (triangle-mesh heads with hair and neck from an "
-        "independent rasterizer with fill light, specular and gamma; ~0.1 s per face per "
-        "worker).",
+        help="Face generator: 'mesh' (default; triangle-mesh heads with hair and neck from a "
+        "rasterizer that shares no code with the model's, with fill light, specular and gamma; "
+        "~0.1 s per face per worker) or 'heightfield' (depth-map faces drawn by the model's "
+        "own renderer: fast, for tests, but the model is scored on its own images).",
         show_default=False,
     ),
 ]
