@@ -61,12 +61,13 @@ class Recorder:
         return seconds
 
 
-def ensure_data(rec: Recorder, data_dir: Path, num: int, seed: int, workers: int) -> None:
+def ensure_data(rec: Recorder, data_dir: Path, num: int, seed: int, workers: int,
+                style: str = "mesh") -> None:  # fmt: skip
     """Generate the synthetic faces once (skipped when ``dataset.json`` is already there)."""
     if (data_dir / "dataset.json").is_file():
         print(f"using existing data in {data_dir}")
         return
-    args = ["synth", str(data_dir), "--num", str(num), "--seed", str(seed)]
+    args = ["synth", str(data_dir), "--num", str(num), "--seed", str(seed), "--style", style]
     rec.run([*args, "--workers", str(workers)], "generate data")
 
 

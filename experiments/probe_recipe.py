@@ -9,7 +9,8 @@ of the validation split: SIDE and MAD (reference §7.1), and two diagnostics of 
 rotation/relief trade-off that use the generator's ``meta.jsonl``: the least-squares slope of
 the predicted yaw and pitch on the true ones (1 is right; < 1 means under-rotated views), and
 the median per-image least-squares scale between the true and the predicted log-depth
-deviations (1 is right; < 1 means a too-deep relief). The roll slope and the share of images
+deviations (1 is right; < 1 means a too-deep relief), and the mean per-image standard deviation
+of the canonical depth (0: a flat depth map, whatever the scale says). The roll slope and the share of images
 whose predicted view sits at the edge of its range (any angle beyond 95% of
 ``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there.
 Each evaluation is one JSON line on stdout and in ``--out``; with ``--ema`` each weight
@@ -94,7 +95,7 @@ def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
 @torch.no_grad()
 def score(model, images, depths, angles) -> dict[str, float]:
     model.eval()
-    sides, mads, scales, views = [], [], [], []
+    sides, mads, scales, views, reliefs = [], [], [], [], []
     for start in range(0, len(images), 64):
         image, gt = images[start : start + 64], depths[start : start + 64]
         prediction = predict_view_depth(model, image)
@@ -111,6 +112,7 @@ def score(model, images, depths, angles) -> dict[str, float]:
             scales.append(float((lp * lg).sum() / lp.square().sum().clamp(min=1e-12)))
         decomp = model(image)
         views.append(decomp.view_angles)
+        reliefs.append(decomp.depth_unbordered.std(dim=(1, 2, 3)))
     model.train()
     view = torch.cat(views)
     side, mad = torch.cat(sides), torch.cat(mads)
@@ -125,6 +127,7 @@ def score(model, images, depths, angles) -> dict[str, float]:
         "yaw_corr": float(torch.corrcoef(torch.stack([view[:, 1], angles[:, 1]]))[0, 1]),
         "at_range_limit": float((view.abs() > limit).any(dim=1).float().mean()),
         "relief_scale_median": float(torch.tensor(scales).median()) if scales else math.nan,
+        "canonical_depth_std": float(torch.cat(reliefs).mean()),
         "mean_pitch_deg": float(view[:, 0].mean().rad2deg()),
         "mean_yaw_deg": float(view[:, 1].mean().rad2deg()),
     }

@@ -31,7 +31,14 @@ BASELINE_ROWS = {"const": "Constant null depth", "avg-gt": "Average g.t. depth"}
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
-    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_faces")
+    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_mesh")
+    parser.add_argument(
+        "--style",
+        choices=("mesh", "heightfield"),
+        default="mesh",
+        help="generator of the data when --data has none yet (mesh: independent of the model's "
+        "renderer; heightfield: drawn by it, so the model is scored on its own images)",
+    )
     parser.add_argument("--num", type=int, default=20_000, help="images to generate in all")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of training")
     parser.add_argument("--workers", type=int, default=2)
@@ -51,7 +58,7 @@ def main() -> None:
     args = parse_args()
     rec, started = Recorder(), time.perf_counter()
     budget = [*BUDGETS[args.budget].overrides, f"train.seed={args.seed}"]
-    ensure_data(rec, args.data, args.num, args.seed, args.workers)
+    ensure_data(rec, args.data, args.num, args.seed, args.workers, args.style)
     ours = train(rec, args.config, args.runs / "ours", args.data, budget)
     supervised_budget = list(budget)
     if args.supervised_minutes is not None:

@@ -33,7 +33,14 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--minutes", type=float, default=None, help="override each model's budget")
-    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_faces")
+    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_mesh")
+    parser.add_argument(
+        "--style",
+        choices=("mesh", "heightfield"),
+        default="mesh",
+        help="generator of the data when --data has none yet (mesh: independent of the model's "
+        "renderer; heightfield: drawn by it, so the model is scored on its own images)",
+    )
     parser.add_argument("--num", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
@@ -49,7 +56,7 @@ def main() -> None:
     budget = [*BUDGETS[args.budget].overrides, f"train.seed={args.seed}"]
     if args.minutes is not None:
         budget.append(f"train.max_minutes={args.minutes}")
-    ensure_data(rec, args.data, args.num, args.seed, args.workers)
+    ensure_data(rec, args.data, args.num, args.seed, args.workers, args.style)
     checkpoints = {}
     for name, overrides, _, _ in ROWS:
         folder = args.runs / name.replace("/", "").replace(" ", "_")
