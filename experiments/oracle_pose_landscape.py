@@ -114,8 +114,9 @@ def main() -> None:
     for mode in modes:
         for offset in offsets:
             head_err, bg_err = sums[(mode, offset, "head")], sums[(mode, offset, "background")]
-            rows.append({"background_depth": mode, "yaw_offset_deg": offset, "head_l1": round(head_err, 5),
-                         "background_l1": round(bg_err, 5), "total_l1": round(head_err + bg_err, 5)})  # fmt: skip
+            rows.append({"background_depth": mode, "yaw_offset_deg": offset,
+                         "head_l1": round(head_err, 5), "background_l1": round(bg_err, 5),
+                         "total_l1": round(head_err + bg_err, 5)})  # fmt: skip
             print(json.dumps(rows[-1]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {"command": "python experiments/oracle_pose_landscape.py " + " ".join(

@@ -9,9 +9,9 @@ of the validation split: SIDE and MAD (reference §7.1), and two diagnostics of 
 rotation/relief trade-off that use the generator's ``meta.jsonl``: the least-squares slope of
 the predicted yaw and pitch on the true ones (1 is right; < 1 means under-rotated views), and
 the median per-image least-squares scale between the true and the predicted log-depth
-deviations (1 is right; < 1 means a too-deep relief), and the mean per-image standard deviation
-of the canonical depth (0: a flat depth map, whatever the scale says). The roll slope and the share of images
-whose predicted view sits at the edge of its range (any angle beyond 95% of
+deviations (1 is right; < 1 means a too-deep relief), and the mean per-image standard
+deviation of the canonical depth (0: a flat depth map, whatever the scale says). The roll slope
+and the share of images whose predicted view sits at the edge of its range (any angle beyond 95% of
 ``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there.
 Each evaluation is one JSON line on stdout and in ``--out``; with ``--ema`` each weight
 average kept beside the trained weights (``train.ema_decay``) is scored at the same steps.
