@@ -312,6 +312,12 @@ def test_export_and_eval_use_the_bundled_model_by_default(
     report = json.loads((tmp_path / "eval.json").read_text())
     assert report["rows"][0]["checkpoint"] == str(installed)
 
+    (tmp_path / "eval.json").unlink()  # 'bundled' names it beside a baseline
+    result = runner.invoke(app, [*args, "--checkpoint", "bundled", "--baseline", "const"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "eval.json").read_text())["rows"]
+    assert len(rows) == 2 and rows[0]["checkpoint"] == str(installed)
+
 
 def test_without_a_bundled_model_each_command_says_pass_checkpoint(
     not_installed: Path, photos: Path, tmp_path: Path

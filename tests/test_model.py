@@ -10,6 +10,7 @@ import torch
 from unsup3d_cli.model import Decomposition, ModelConfig, Reconstruction, Unsup3D
 from unsup3d_cli.model.decomposition import decode_depth, decode_light, decode_view, fill_border
 from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder, GroupNorm
+from unsup3d_cli.model.unsup3d import dome_template
 from unsup3d_cli.render import Renderer
 
 TINY = ModelConfig(width=16, encoder_width=16, depth_zdim=32, confidence_zdim=16)
@@ -239,3 +240,40 @@ def test_decomposition_detach_and_to():
     detached = decomp.detach()
     assert decomp.depth.requires_grad and not detached.depth.requires_grad
     assert detached.to(torch.float64).albedo.dtype == torch.float64
+
+
+def test_dome_template_is_a_symmetric_half_ellipsoid():
+    dome = dome_template(64)
+    assert dome.shape == (1, 1, 64, 64)
+    torch.testing.assert_close(dome, dome.flip(-1))  # bilaterally symmetric
+    torch.testing.assert_close(dome, dome.flip(-2))
+    assert dome[0, 0, 31, 31] > 0.99 and dome[0, 0, 0, 0] == 0 and dome[0, 0, 31, 0] == 0
+    # the ellipse x²/a² + y²/b² = 1 in units of the side: a = 0.35 → |x| ≤ 22.4 px at the centre row
+    row = dome[0, 0, 31] > 0
+    assert row.sum() == 44  # columns 10..53, |c − 31.5| ≤ 22.4
+    x = (torch.tensor(40.0) - 31.5) / 64
+    y = (torch.tensor(20.0) - 31.5) / 64
+    expected = torch.sqrt(1 - (x / 0.35) ** 2 - (y / 0.45) ** 2)
+    torch.testing.assert_close(dome[0, 0, 20, 40], expected)
+
+
+@pytest.mark.parametrize("centring", ["mean", "none"])
+def test_dome_depth_init_starts_convex_and_its_template_learns(centring):
+    torch.manual_seed(0)
+    extra = {"flat_depth_init": True, "dome_depth_init": 0.07, "depth_centring": centring}
+    model = Unsup3D(ModelConfig(**{**TINY.__dict__, **extra}), Renderer())
+    image = torch.rand(2, 3, 64, 64)
+    depth = model(image).depth_unbordered  # (2, 1, 64, 64)
+    torch.testing.assert_close(depth[0], depth[1])  # the same dome for every image
+    relief = depth[0, 0, 0, 0] - depth[0, 0, 31, 31]  # corner (background) minus centre
+    if centring == "none":  # exact: the background stays at (min + max) / 2, the pivot
+        torch.testing.assert_close(depth[0, 0, 0, 0], torch.tensor(1.0))
+        torch.testing.assert_close(relief, torch.tensor(0.07), atol=2e-4, rtol=0)
+    else:  # the mean moves to the middle: the tanh's slope differs on the two sides
+        assert 0.07 < relief < 0.1
+    depth.sum().backward()
+    assert model.depth_template.grad.abs().sum() > 0
+    assert "depth_template" in model.state_dict()
+    assert "depth_template" not in Unsup3D(TINY, Renderer()).state_dict()
+    with pytest.raises(ValueError, match="dome_depth_init"):
+        Unsup3D(ModelConfig(**{**TINY.__dict__, "dome_depth_init": 0.2}), Renderer())

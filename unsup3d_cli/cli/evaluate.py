@@ -25,7 +25,8 @@ CheckpointsOption = Annotated[
         metavar="CKPT",
         help="Checkpoint written by 'unsup3d train' or 'unsup3d convert' (.pt or a .safetensors "
         "bundle), or an original Unsup3D checkpoint (see --preset); repeatable, one table row "
-        f"each. Without --checkpoint or --baseline: {DEFAULT_MODEL_HELP}.",
+        f"each. 'bundled' names {DEFAULT_MODEL_HELP} (e.g. beside --baseline); without "
+        "--checkpoint or --baseline, that model is evaluated.",
         dir_okay=False,
         show_default=False,
     ),
@@ -142,6 +143,20 @@ def _bundled_model() -> Path:
         raise fail(f"nothing to evaluate: {exc} or --baseline") from None
 
 
+BUNDLED_NAME = "bundled"
+"""``--checkpoint bundled``: the model shipped in the package (unless a file has that name)."""
+
+
+def _names_bundled(path: Path) -> bool:
+    return str(path) == BUNDLED_NAME and not path.exists()
+
+
+def _bundled_path() -> Path:
+    from unsup3d_cli.weights import BUNDLED_MODEL
+
+    return BUNDLED_MODEL
+
+
 def _check_choices(baselines: list[str], occlusion: str | None) -> None:
     for name in baselines:
         if name not in BASELINE_CHOICES:
@@ -182,6 +197,8 @@ def eval_command(
     bundled = not checkpoints and not baselines
     if bundled:
         checkpoints = [_bundled_model()]
+    checkpoints = [_bundled_model() if _names_bundled(p) else p for p in checkpoints]
+    bundled = bundled or (bool(checkpoints) and checkpoints[0] == _bundled_path())
     out = out or default_out(checkpoints, occlusion, refine, bundled)
     try:
         options = EvalOptions(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -68,6 +69,12 @@ class ModelConfig:
     flat_depth_init: bool = False
     """Zero the depth network's last convolution at initialisation, so training starts from a
     flat canonical depth instead of the per-pixel noise of a random init (not in the paper)."""
+    dome_depth_init: float = 0.0
+    """Height, world units, of a learned mean depth map added to the depth network's output,
+    initialised as a half-ellipsoid bump towards the camera in the middle of the canonical frame
+    (:func:`dome_template`; 0: none, the paper's). Not in the paper: with a flat start, relief
+    and viewpoint are at a saddle (a flat depth gives the view no gradient and vice versa), and
+    nothing tells a convex relief from its concave twin."""
     depth_centring: str = "mean"
     """'mean' (the paper's): the depth network's output loses its per-image mean before the
     tanh, so the image's mean depth sits at the middle of the range, the rotation pivot.
@@ -123,6 +130,16 @@ class Unsup3D(nn.Module):
             nn.init.zeros_(self.depth_net.output_layer.weight)  # its input is not 0: it learns
             if self.depth_net.output_layer.bias is not None:
                 nn.init.zeros_(self.depth_net.output_layer.bias)
+        half_span = (cfg.max_depth - cfg.min_depth) / 2
+        if not 0.0 <= cfg.dome_depth_init < half_span:
+            raise ValueError(
+                f"model.dome_depth_init must be in [0, {half_span:g}) (half the depth range), "
+                f"got {cfg.dome_depth_init}"
+            )
+        self.depth_template = None
+        if cfg.dome_depth_init > 0:  # raw units: decode_depth is ≈ linear at these heights
+            raw_height = math.atanh(cfg.dome_depth_init / half_span)
+            self.depth_template = nn.Parameter(-raw_height * dome_template(64))
         self.albedo_net = EncoderDecoder(3, cfg.width, cfg.depth_zdim, use_tanh=True)
         self.view_net = Encoder(6, cfg.encoder_width) if cfg.predict_view else None
         self.light_net = Encoder(4, cfg.encoder_width) if cfg.use_light else None
@@ -175,7 +192,6 @@ class Unsup3D(nn.Module):
             The :class:`Decomposition`.
         """
         check_shape(image, "B 3 64 64", "image")
-        cfg = self.cfg
         signed = (image * 2 - 1).contiguous(memory_format=torch.channels_last)  # nets see [-1, 1]
         with self.network_autocast(signed):
             raw_depth, raw_albedo = self.depth_net(signed), self.albedo_net(signed)
@@ -184,7 +200,7 @@ class Unsup3D(nn.Module):
             confidences = (None, None)
             if self.confidence_net is not None:
                 confidences = self.confidence_net(signed)
-        depth = decode_depth(widen(raw_depth), cfg.min_depth, cfg.max_depth, cfg.depth_centring)
+        depth = self._decode_depth(widen(raw_depth))
         albedo = (widen(raw_albedo) + 1) / 2
         ambient, diffuse, light_direction = self._light(signed, raw_light)
         angles, translation = self._view(signed, raw_view)
@@ -218,12 +234,11 @@ class Unsup3D(nn.Module):
             rotation (B, 3, 3).
         """
         check_shape(image, "B 3 64 64", "image")
-        cfg = self.cfg
         signed = (image * 2 - 1).contiguous(memory_format=torch.channels_last)  # as in forward
         with self.network_autocast(signed):
             raw_depth = self.depth_net(signed)
             raw_view = self.view_net(signed) if self.view_net is not None else None
-        depth = decode_depth(widen(raw_depth), cfg.min_depth, cfg.max_depth, cfg.depth_centring)
+        depth = self._decode_depth(widen(raw_depth))
         depth = fill_border(depth, self.border_depth)  # (B, 1, H, W)
         angles, translation = self._view(signed, raw_view)  # (B, 3) each
         rotation = euler_to_rotation(angles)  # (B, 3, 3)
@@ -231,6 +246,13 @@ class Unsup3D(nn.Module):
             depth, rotation, translation, self.view_depth_range
         )
         return view_depth, view_mask, rotation
+
+    def _decode_depth(self, raw: Tensor) -> Tensor:
+        """Raw depth-network output (B, 1, H, W) → canonical depth, before the border fill."""
+        cfg = self.cfg
+        if self.depth_template is not None:
+            raw = raw + self.depth_template
+        return decode_depth(raw, cfg.min_depth, cfg.max_depth, cfg.depth_centring)
 
     def _view(self, signed: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor]:
         if raw is None:  # supervised baseline: depth is predicted in the input view
@@ -305,6 +327,17 @@ class Unsup3D(nn.Module):
             image=warped * valid + 0.5 * (1 - valid),
             grid=grid,
         )
+
+
+def dome_template(size: int, half_width: float = 0.35, half_height: float = 0.45) -> Tensor:
+    """A half-ellipsoid bump (1, 1, size, size): 1 at the centre, 0 outside the ellipse.
+
+    ``sqrt(1 − (x/a)² − (y/b)²)`` with x, y in units of the image side from its centre, a =
+    ``half_width`` and b = ``half_height``; bilaterally symmetric, like the canonical frame.
+    """
+    coords = (torch.arange(size, dtype=torch.float32) - (size - 1) / 2) / size
+    inside = 1 - (coords[None, :] / half_width) ** 2 - (coords[:, None] / half_height) ** 2
+    return inside.clamp(min=0).sqrt()[None, None]
 
 
 def _with_mirror(x: Tensor, flip: bool) -> Tensor:
