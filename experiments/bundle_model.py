@@ -49,13 +49,17 @@ def main() -> None:
     rec.run(["convert", str(checkpoint), "--out", str(args.out), "--recipe", recipe], "bundle")
     report = args.results / "bundle_model_eval.json"
     rec.run(["eval", "--data", str(args.data / "test"), "--checkpoint", str(args.out),
-             "--baseline", "const", "--baseline", "avg-gt", "--out", str(report)], "eval")  # fmt: skip
+             "--baseline", "const", "--baseline", "avg-gt", "--out", str(report)],
+            "eval")  # fmt: skip
     record = {
-        "bundle": str(args.out.relative_to(REPO)) if args.out.is_relative_to(REPO) else str(args.out),
+        "bundle": str(args.out),
         "bytes": args.out.stat().st_size,
         "commands": rec.log,
-        "machine": {"platform": platform.platform(), "torch": torch.__version__,
-                    "cpu_threads": torch.get_num_threads()},  # fmt: skip
+        "machine": {
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "cpu_threads": torch.get_num_threads(),
+        },  # fmt: skip
     }
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "bundle_model.json").write_text(json.dumps(record, indent=1) + "\n")
