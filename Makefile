@@ -15,37 +15,39 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# The whole pipeline on built-in synthetic faces (no downloads): train the smoke config, render
-# a few test faces with ground truth, evaluate, reconstruct them and scikit-image's astronaut
-# photo (face crop, maps, gallery), and export meshes. Everything lands in runs/demo/.
+# The whole pipeline with the model that ships in the package (no downloads, no training
+# first): reconstruct scikit-image's astronaut photo (face detection and crop, maps, turntable,
+# gallery) and 16 synthetic mesh faces with ground truth, score them beside the baselines
+# (SIDE/MAD table), export meshes, then train the smoke config to show the training path.
+# Everything lands in runs/demo/.
 DEMO = runs/demo
 UNSUP3D = $(VENV)/bin/unsup3d
 
 demo: install
-	$(UNSUP3D) train --config configs/smoke.yaml --run-dir $(DEMO) --no-resume
-	$(UNSUP3D) synth $(DEMO)/faces --num 8 --seed 1 --split 0,0,1 --workers 1 --force
-	$(UNSUP3D) eval --data $(DEMO)/faces/test \
-		--checkpoint $(DEMO)/checkpoints/last.pt --baseline const --out $(DEMO)/eval.json
 	mkdir -p $(DEMO)/photos
 	$(PY) -c "import imageio.v3 as io, skimage.data; io.imwrite('$(DEMO)/photos/astronaut.png', skimage.data.astronaut())"
-	$(UNSUP3D) reconstruct --checkpoint $(DEMO)/checkpoints/last.pt $(DEMO)/faces/test/image \
-		--out $(DEMO)/reconstructions/faces --no-detect-faces --animate --force
-	$(UNSUP3D) reconstruct --checkpoint $(DEMO)/checkpoints/last.pt $(DEMO)/photos \
-		--out $(DEMO)/reconstructions/photos --detect-faces --force
+	$(UNSUP3D) reconstruct $(DEMO)/photos --out $(DEMO)/reconstructions/photos --detect-faces --animate --force
+	$(UNSUP3D) synth $(DEMO)/faces --num 32 --seed 1 --split 0.5,0,0.5 --workers 2 --force
+	$(UNSUP3D) reconstruct $(DEMO)/faces/test/image --out $(DEMO)/reconstructions/faces \
+		--no-detect-faces --force
+	$(UNSUP3D) eval --data $(DEMO)/faces/test --checkpoint bundled --baseline const --baseline avg-gt \
+		--out $(DEMO)/eval.json
 	$(UNSUP3D) export $(DEMO)/reconstructions/faces $(DEMO)/reconstructions/photos \
 		--out $(DEMO)/meshes --format all --force
-	@echo "Galleries: $(DEMO)/reconstructions/faces/index.html and $(DEMO)/reconstructions/photos/index.html"
+	$(UNSUP3D) train --config configs/smoke.yaml --run-dir $(DEMO)/smoke --no-resume
+	@echo "Galleries: $(DEMO)/reconstructions/photos/index.html and $(DEMO)/reconstructions/faces/index.html"
 	@echo "Meshes:    $(DEMO)/meshes"
 
-# Reconstruct any folder of photos with the demo model (or CHECKPOINT=...):
-#   make photos PHOTOS=path/to/photos [OUT=runs/photos] [CHECKPOINT=runs/demo/checkpoints/last.pt]
+# Reconstruct any folder of photos with the bundled model (or CHECKPOINT=...):
+#   make photos PHOTOS=path/to/photos [OUT=runs/photos] [CHECKPOINT=path/to/model]
 PHOTOS ?=
 OUT ?= runs/photos
-CHECKPOINT ?= $(DEMO)/checkpoints/last.pt
+CHECKPOINT ?=
+MODEL = $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 
 photos: install
 	@test -n "$(PHOTOS)" || { echo "usage: make photos PHOTOS=path/to/photos"; exit 2; }
-	$(UNSUP3D) reconstruct --checkpoint $(CHECKPOINT) $(PHOTOS) --out $(OUT)/reconstructions --detect-faces --force
+	$(UNSUP3D) reconstruct $(MODEL) $(PHOTOS) --out $(OUT)/reconstructions --detect-faces --force
 	$(UNSUP3D) export $(OUT)/reconstructions --out $(OUT)/meshes --format all --force
 	@echo "Gallery: $(OUT)/reconstructions/index.html"
 

@@ -556,7 +556,13 @@ def test_cli_foreign_checkpoint_is_one_line(dataset_root: Path, tmp_path: Path) 
         (["--baseline", "avg-gt", "--train-data", "/no/such/train"], "/no/such/train"),
     ],
 )
-def test_cli_bad_options_are_one_line(dataset_root: Path, extra: list[str], fragment: str) -> None:
+def test_cli_bad_options_are_one_line(
+    dataset_root: Path, extra: list[str], fragment: str, tmp_path: Path, monkeypatch
+) -> None:
+    import unsup3d_cli.weights
+
+    # an install without a bundled model: no --checkpoint and no --baseline is then an error
+    monkeypatch.setattr(unsup3d_cli.weights, "BUNDLED_MODEL", tmp_path / "none.safetensors")
     result = runner.invoke(app, ["eval", "--data", str(dataset_root / "test"), *extra])
     assert_one_line_error(result, fragment)
 

@@ -175,3 +175,32 @@ def test_cli_eval_avg_gt_averages_the_mesh_train_split(mesh_dataset: Path, tmp_p
     (row,) = json.loads(out.read_text())["rows"]
     assert row["name"] == "avg-gt" and row["n_images"] == 3 and row["n_train_images"] == 3
     assert 0 < row["side"]["mean"] < 0.1
+
+
+def test_face_fraction_sets_the_mesh_framing(tmp_path: Path) -> None:
+    out = tmp_path / "tight"
+    args = ["synth", str(out), "--num", "2", "--split", "1,0,0", "--workers", "1"]
+    result = runner.invoke(app, [*args, "--face-fraction", "0.6"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "dataset.json").read_text())
+    assert info["generator_config"]["face_fraction_range"] == [0.6, 0.6]
+    measured = [record["face_fraction"] for record in read_meta(out / "train")]
+    assert measured == pytest.approx([0.6, 0.6], abs=0.02)  # solved to within ~0.01
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--face-fraction", "0.3,0.2"], "face_fraction_range"),
+        (["--face-fraction", "0.99"], "face_fraction_range"),
+        (["--face-fraction", "a,b"], "LOW,HIGH"),
+        (["--face-fraction", "0.2,0.3,0.4"], "LOW,HIGH"),
+        (["--face-fraction", "0.5", "--style", "heightfield"], "--style mesh only"),
+    ],
+)
+def test_face_fraction_is_checked_before_anything_is_written(
+    tmp_path: Path, extra: list[str], fragment: str
+) -> None:
+    result = runner.invoke(app, ["synth", str(tmp_path / "out"), "--num", "2", *extra])
+    assert_one_line_error(result, "--face-fraction", fragment)
+    assert not (tmp_path / "out").exists()

@@ -652,6 +652,7 @@ def synthesize(
     force: bool = False,
     progress: Callable[[int], None] | None = None,
     style: str | None = None,
+    face_fraction: tuple[float, float] | None = None,
 ):
     """Generate synthetic faces with ground-truth depth, pose and light in the synface layout.
 
@@ -667,6 +668,8 @@ def synthesize(
         style: the face generator, ``"heightfield"`` (depth-map faces drawn by the model's own
             renderer) or ``"mesh"`` (triangle-mesh heads drawn by an independent rasterizer);
             None: :data:`~unsup3d_cli.synth_dataset.DEFAULT_STYLE`.
+        face_fraction: for the mesh style, the (low, high) range of the image fraction the
+            head covers (None: 0.3-0.7).
 
     Returns:
         The :class:`~unsup3d_cli.synth_dataset.SynthSummary` (folder, counts, seconds, workers,
@@ -675,16 +678,17 @@ def synthesize(
     Raises:
         DataError: (``SynthError``) bad arguments or an output folder that may not be replaced.
     """
-    from unsup3d_cli.synth_dataset import DEFAULT_STYLE, write_dataset
+    from unsup3d_cli.synth_dataset import DEFAULT_STYLE, generator_config, write_dataset
 
+    style = DEFAULT_STYLE if style is None else style
     return write_dataset(
         out_dir,
         num,
         seed,
-        image_size=image_size,
+        generator=generator_config(style, image_size, face_fraction),
         split=split,
         workers=workers,
         force=force,
         progress=progress,
-        style=DEFAULT_STYLE if style is None else style,
+        style=style,
     )

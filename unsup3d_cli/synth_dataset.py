@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +122,23 @@ class _Chunk:
     seed: int
     style: str = DEFAULT_STYLE
     cfg: GeneratorConfig = field(default_factory=SynthConfig)
+
+
+def parse_face_fraction(text: str | None) -> tuple[float, float] | None:
+    """'0.3,0.7' → (0.3, 0.7), or a single '0.5' → (0.5, 0.5); None stays None.
+
+    Raises:
+        SynthError: not one or two numbers (naming --face-fraction).
+    """
+    if text is None:
+        return None
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2):
+        raise SynthError(f"--face-fraction {text!r}: give LOW,HIGH or one value, e.g. 0.3,0.7")
+    return (values[0], values[-1])
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -424,20 +441,37 @@ def _write_metadata(staging: Path, records: list[dict], info: dict) -> None:
     (staging / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-def generator_config(style: str, image_size: int) -> GeneratorConfig:
+def generator_config(
+    style: str, image_size: int, face_fraction: tuple[float, float] | None = None
+) -> GeneratorConfig:
     """The default config of a style's generator at this image size.
 
+    Args:
+        style: one of :data:`STYLES`.
+        image_size: side of the images in pixels.
+        face_fraction: for the mesh style, the (low, high) range of the fraction of the image
+            the head covers (None: the generator's default).
+
     Raises:
-        SynthError: an unknown style (naming --style) or a bad size (naming --image-size).
+        SynthError: an unknown style (naming --style), a bad size (naming --image-size), or a
+            bad or inapplicable face fraction (naming --face-fraction).
     """
     if style not in STYLES:
         raise SynthError(f"--style {style!r}: use one of {', '.join(STYLES)}")
+    if face_fraction is not None and style != "mesh":
+        raise SynthError(f"--face-fraction applies to --style mesh only, not {style!r}")
     try:
-        if style == "mesh":
-            return MeshSynthConfig(image_size=image_size)
-        return SynthConfig(image_size=image_size)
+        if style != "mesh":
+            return SynthConfig(image_size=image_size)
+        cfg = MeshSynthConfig(image_size=image_size)
     except ValueError as err:
         raise SynthError(f"--image-size: {err}") from None
+    if face_fraction is None:
+        return cfg
+    try:
+        return replace(cfg, face_fraction_range=tuple(face_fraction))
+    except ValueError as err:
+        raise SynthError(f"--face-fraction: {err}") from None
 
 
 def write_dataset(
@@ -445,7 +479,7 @@ def write_dataset(
     num: int,
     seed: int = 0,
     *,
-    image_size: int = 64,
+    generator: GeneratorConfig | None = None,
     split: Sequence[float] = (0.8, 0.1, 0.1),
     workers: int = 1,
     force: bool = False,
@@ -460,7 +494,8 @@ def write_dataset(
             output (it is replaced only once the new dataset is complete).
         num: number of images (≥ 1).
         seed: dataset seed.
-        image_size: side of the images in pixels (≥ 16).
+        generator: the style's generator settings (:func:`generator_config` builds them from
+            the options); None: its defaults (64×64 images).
         split: train, val, test fractions (sum to 1).
         workers: processes (≥ 1); 1 renders in this process. Results do not depend on it.
         force: replace an earlier synth output.
@@ -477,7 +512,9 @@ def write_dataset(
     """
     if num < 1 or workers < 1 or (batch_size is not None and batch_size < 1):
         raise SynthError(f"need --num >= 1 and --workers >= 1, got {num} and {workers}")
-    cfg = generator_config(style, image_size)
+    cfg = generator_config(style, 64) if generator is None else generator
+    if not isinstance(cfg, MeshSynthConfig if style == "mesh" else SynthConfig):
+        raise SynthError(f"the generator settings given are not the {style} style's")
     out_dir = Path(out_dir).absolute()  # '.' has no name to stage by
     chunk_size = batch_size or _BATCH_SIZES[style]
     fractions = tuple(split)

@@ -43,6 +43,16 @@ StyleOption = Annotated[
         show_default=False,
     ),
 ]
+FaceFractionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--face-fraction",
+        metavar="LOW,HIGH",
+        help="Mesh style: the range the head's share of the image is drawn from (default "
+        "0.3,0.7; '0.5,0.5' for one framing).",
+        show_default=False,
+    ),
+]
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Replace OUT_DIR when it holds an earlier synth output.")
 ]
@@ -56,16 +66,18 @@ def synth_command(
     split: SplitOption = "0.8,0.1,0.1",
     workers: WorkersOption = 0,
     style: StyleOption = None,
+    face_fraction: FaceFractionOption = None,
     force: ForceOption = False,
 ) -> None:
     """Render synthetic faces with ground-truth depth, pose and light (synface layout)."""
     from unsup3d_cli import api
-    from unsup3d_cli.synth_dataset import default_workers, parse_split
+    from unsup3d_cli.synth_dataset import default_workers, parse_face_fraction, parse_split
 
     with user_errors():
         run = partial(api.synthesize, out_dir, num, seed, image_size=image_size,
                       split=parse_split(split), workers=workers or default_workers(),
-                      force=force, style=style)  # fmt: skip
+                      force=force, style=style,
+                      face_fraction=parse_face_fraction(face_fraction))  # fmt: skip
         if sys.stderr.isatty():
             with typer.progressbar(length=num, label="Rendering", file=sys.stderr) as bar:
                 summary = run(progress=bar.update)
