@@ -6,6 +6,7 @@ user would type; each command is printed and appended to the experiment's comman
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import subprocess
@@ -59,6 +60,24 @@ class Recorder:
         seconds = time.perf_counter() - start
         self.log.append({"label": label, "command": shown, "seconds": round(seconds, 1)})
         return seconds
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data and --style: where the synthetic faces are, and which generator makes them."""
+    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_mesh")
+    parser.add_argument(
+        "--style",
+        choices=("mesh", "heightfield"),
+        default="mesh",
+        help="generator of the data when --data has none yet (mesh: independent of the model's "
+        "renderer; heightfield: drawn by it, so the model is scored on its own images)",
+    )
+
+
+def results_stem(data_dir: Path) -> str:
+    """'synth_mesh' or 'synth_faces' (heightfield): the results' file stem for the data's style."""
+    info = json.loads((data_dir / "dataset.json").read_text())
+    return "synth_faces" if info.get("style", "heightfield") == "heightfield" else "synth_mesh"
 
 
 def ensure_data(rec: Recorder, data_dir: Path, num: int, seed: int, workers: int,

@@ -5,8 +5,9 @@
 Generates the synthetic faces (``unsup3d synth``), trains our unsupervised model and the
 supervised baseline (same depth network, depth loss in the input view), evaluates both beside
 the constant-depth and average-ground-truth baselines (``unsup3d eval``), and writes
-``experiments/results/synth_faces.md`` (table, commands, seeds, wall times, the paper's numbers)
-with a picture of inputs, predicted and ground-truth depth.
+``experiments/results/synth_mesh.md`` (``synth_faces.md`` for heightfield data: table, commands,
+seeds, wall times, the paper's numbers) with a picture of inputs, predicted and ground-truth
+depth.
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ import time
 from pathlib import Path
 
 import torch
-from common import BUDGETS, REPO, Recorder, ensure_data, evaluate, fmt, row_by_checkpoint, train
+from common import (
+    BUDGETS,
+    REPO,
+    Recorder,
+    add_data_arguments,
+    ensure_data,
+    evaluate,
+    fmt,
+    results_stem,
+    row_by_checkpoint,
+    train,
+)
 
 PAPER = {  # Table 2 of the paper: SIDE (×10⁻²) and MAD (degrees), mean ± std
     "Supervised": ("0.410 ± 0.103", "10.78 ± 1.01"),
@@ -31,19 +43,12 @@ BASELINE_ROWS = {"const": "Constant null depth", "avg-gt": "Average g.t. depth"}
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
-    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_mesh")
-    parser.add_argument(
-        "--style",
-        choices=("mesh", "heightfield"),
-        default="mesh",
-        help="generator of the data when --data has none yet (mesh: independent of the model's "
-        "renderer; heightfield: drawn by it, so the model is scored on its own images)",
-    )
+    add_data_arguments(parser)
     parser.add_argument("--num", type=int, default=20_000, help="images to generate in all")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data and of training")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "table2")
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "synth_faces.yaml")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "synth_mesh.yaml")
     parser.add_argument(
         "--supervised-minutes",
         type=float,
@@ -59,6 +64,7 @@ def main() -> None:
     rec, started = Recorder(), time.perf_counter()
     budget = [*BUDGETS[args.budget].overrides, f"train.seed={args.seed}"]
     ensure_data(rec, args.data, args.num, args.seed, args.workers, args.style)
+    stem = results_stem(args.data)
     ours = train(rec, args.config, args.runs / "ours", args.data, budget)
     supervised_budget = list(budget)
     if args.supervised_minutes is not None:
@@ -74,12 +80,12 @@ def main() -> None:
     supervised = train(rec, args.config, args.runs / "supervised", args.data, supervised_budget)
     checkpoints = {"Ours (unsupervised)": ours, "Supervised": supervised}
     args.out.mkdir(parents=True, exist_ok=True)
-    report = evaluate(rec, checkpoints, args.data, args.out / "synth_faces_eval.json",
+    report = evaluate(rec, checkpoints, args.data, args.out / f"{stem}_eval.json",
                       list(BASELINE_ROWS))  # fmt: skip
-    picture = args.out / "synth_faces.png"
+    picture = args.out / f"{stem}.png"
     save_picture(ours, supervised, args.data / "test", picture)
     text = markdown(args, report, checkpoints, rec, time.perf_counter() - started, picture)
-    (args.out / "synth_faces.md").write_text(text)
+    (args.out / f"{stem}.md").write_text(text)
     print(text)
 
 

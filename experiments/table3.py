@@ -4,8 +4,9 @@
 
 Trains the full model and one model per ablation switch of the paper (albedo flip, depth flip,
 light, perceptual loss, confidence), evaluates them together, and writes
-``experiments/results/synth_faces_ablations.md`` beside the paper's numbers. The synthetic
-faces are the ones of ``table2.py`` (generated if missing).
+``experiments/results/synth_mesh_ablations.md`` (``synth_faces_ablations.md`` for heightfield
+data) beside the paper's numbers. The synthetic faces are the ones of ``table2.py`` (generated
+if missing).
 """
 
 from __future__ import annotations
@@ -14,7 +15,18 @@ import argparse
 import time
 from pathlib import Path
 
-from common import BUDGETS, REPO, Recorder, ensure_data, evaluate, fmt, row_by_checkpoint, train
+from common import (
+    BUDGETS,
+    REPO,
+    Recorder,
+    add_data_arguments,
+    ensure_data,
+    evaluate,
+    fmt,
+    results_stem,
+    row_by_checkpoint,
+    train,
+)
 
 # (row, overrides, paper SIDE ×10⁻², paper MAD °) — reference §7.2, Table 3.
 ROWS = [
@@ -33,19 +45,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="cpu")
     parser.add_argument("--minutes", type=float, default=None, help="override each model's budget")
-    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_mesh")
-    parser.add_argument(
-        "--style",
-        choices=("mesh", "heightfield"),
-        default="mesh",
-        help="generator of the data when --data has none yet (mesh: independent of the model's "
-        "renderer; heightfield: drawn by it, so the model is scored on its own images)",
-    )
+    add_data_arguments(parser)
     parser.add_argument("--num", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "table3")
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "synth_faces.yaml")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "synth_mesh.yaml")
     parser.add_argument("--out", type=Path, default=REPO / "experiments" / "results")
     return parser.parse_args()
 
@@ -57,12 +62,13 @@ def main() -> None:
     if args.minutes is not None:
         budget.append(f"train.max_minutes={args.minutes}")
     ensure_data(rec, args.data, args.num, args.seed, args.workers, args.style)
+    stem = results_stem(args.data)
     checkpoints = {}
     for name, overrides, _, _ in ROWS:
         folder = args.runs / name.replace("/", "").replace(" ", "_")
         checkpoints[name] = train(rec, args.config, folder, args.data, [*budget, *overrides])
     args.out.mkdir(parents=True, exist_ok=True)
-    report = evaluate(rec, checkpoints, args.data, args.out / "synth_faces_ablations.json", [])
+    report = evaluate(rec, checkpoints, args.data, args.out / f"{stem}_ablations.json", [])
     lines = [
         "# Table 3 (ablations) on our synthetic faces",
         "",
@@ -88,7 +94,7 @@ def main() -> None:
         "",
     ]
     text = "\n".join(lines)
-    (args.out / "synth_faces_ablations.md").write_text(text)
+    (args.out / f"{stem}_ablations.md").write_text(text)
     print(text)
 
 

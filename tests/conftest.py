@@ -104,3 +104,15 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     state = {"model": model.state_dict(), "config": config_to_dict(cfg), "step": 0, "epoch": 0}
     save_checkpoint(path, state)
     return path
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    """A folder of two random 64×64 RGB photos, photo0.png and photo1.png."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        pixels = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"photo{index}.png")
+    return folder

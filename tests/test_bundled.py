@@ -6,13 +6,11 @@ import dataclasses
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_one_line_error, runner
 from conftest import TINY_MODEL_OVERRIDES
 from original_reference import random_state_dict
-from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -60,17 +58,6 @@ def bundle(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bundle") / "tiny.safetensors"
     convert_checkpoint(checkpoint, path, recipe=RECIPE)
     return path
-
-
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for index in range(2):
-        pixels = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"photo{index}.png")
-    return folder
 
 
 def decompose(model, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -71,17 +71,6 @@ def images() -> torch.Tensor:
     return torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.fixture
-def photos(tmp_path: Path) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for index in range(2):
-        pixels = rng.integers(0, 256, size=(64, 64, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"photo{index}.png")
-    return folder
-
-
 def assert_matches_reference(model, nets, images, settings: OriginalSettings) -> None:
     """Our decoding against the reference, in float64 and in float32."""
     for dtype in (torch.float64, torch.float32):
