@@ -117,19 +117,17 @@ def parse_crop(text: str) -> object:
     raise ValueError(f"--crop {text!r}: use auto, none, a positive SIDE or TOP,LEFT,H,W")
 
 
-def default_out(
-    checkpoints: list[Path], occlusion: str | None, refine: int, bundled: bool = False
-) -> Path | None:
+def default_out(checkpoints: list[Path], occlusion: str | None, refine: int) -> Path | None:
     """``<run folder of the first checkpoint>/eval[-MODE][-refineN].json`` (None without one).
 
-    For the ``bundled`` model, whose folder is inside the install, the current folder instead.
+    For the bundled model, whose folder is inside the install, the current folder instead.
     """
     if not checkpoints:
         return None
     first = checkpoints[0]
     run_dir = first.parent.parent if first.parent.name == "checkpoints" else first.parent
     suffix = (f"-{occlusion}" if occlusion else "") + (f"-refine{refine}" if refine else "")
-    return (Path() if bundled else run_dir) / f"eval{suffix}.json"
+    return (Path() if first == _bundled_path() else run_dir) / f"eval{suffix}.json"
 
 
 def _bundled_model() -> Path:
@@ -194,12 +192,10 @@ def eval_command(
 
     check_device(device)
     check_preset(preset)
-    bundled = not checkpoints and not baselines
-    if bundled:
+    if not checkpoints and not baselines:
         checkpoints = [_bundled_model()]
     checkpoints = [_bundled_model() if _names_bundled(p) else p for p in checkpoints]
-    bundled = bundled or (bool(checkpoints) and checkpoints[0] == _bundled_path())
-    out = out or default_out(checkpoints, occlusion, refine, bundled)
+    out = out or default_out(checkpoints, occlusion, refine)
     try:
         options = EvalOptions(
             baselines=tuple(baselines), train_data=train_data, out=out, markdown=markdown,
