@@ -128,8 +128,6 @@ class Unsup3D(nn.Module):
         self.depth_net = EncoderDecoder(1, cfg.width, cfg.depth_zdim)
         if cfg.flat_depth_init:  # depth (min + max) / 2 everywhere at the start
             nn.init.zeros_(self.depth_net.output_layer.weight)  # its input is not 0: it learns
-            if self.depth_net.output_layer.bias is not None:
-                nn.init.zeros_(self.depth_net.output_layer.bias)
         half_span = (cfg.max_depth - cfg.min_depth) / 2
         if not 0.0 <= cfg.dome_depth_init < half_span:
             raise ValueError(
