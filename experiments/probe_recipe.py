@@ -43,6 +43,7 @@ from unsup3d_cli.engine.trainer import (  # noqa: E402
     build_optimizer,
     learning_rate,
     load_optimizer_state,
+    set_learning_rate,
     train_step,
 )
 from unsup3d_cli.evaluation import predict_view_depth  # noqa: E402
@@ -206,8 +207,8 @@ def main() -> None:
         for batch in setup.train_loader:
             if batch is None:
                 continue
-            for group in setup.optimizer.param_groups:  # the run is --steps long
-                group["lr"] = learning_rate(cfg.train, progress.step / args.steps)
+            lr = learning_rate(cfg.train, progress.step / args.steps)  # the run is --steps long
+            set_learning_rate(setup.optimizer, lr)
             tick = time.perf_counter()
             train_step(setup, batch["image"], progress, batch.get("depth"))
             train_s += time.perf_counter() - tick

@@ -199,6 +199,34 @@ def test_load_optimizer_state_keeps_the_moments_and_the_configs_settings():
     assert torch.equal(fresh.state[first]["exp_avg"], optimizer.state[first]["exp_avg"])
 
 
+def test_view_lr_scale_gives_the_view_network_its_own_rate():
+    cfg = _cfg("train.lr=1e-3", "train.view_lr_scale=5")
+    model = api.build_model(cfg)
+    optimizer = build_optimizer(model, cfg.train)
+    rest, view = optimizer.param_groups
+    assert {id(p) for p in view["params"]} == {id(p) for p in model.view_net.parameters()}
+    assert len(rest["params"]) + len(view["params"]) == len(list(model.parameters()))
+    assert (rest["lr"], view["lr"]) == (1e-3, pytest.approx(5e-3))
+    trainer.set_learning_rate(optimizer, 2e-4)  # the schedule keeps the ratio
+    assert (rest["lr"], view["lr"]) == (2e-4, pytest.approx(1e-3))
+    # one Adam step moves a weight by about its rate (the first step is sign(grad) · lr)
+    firsts = (rest["params"][0], view["params"][0])
+    before = [p.detach().clone() for p in firsts]
+    terms, _, _ = compute_loss(model, None, torch.rand(2, 3, 64, 64), LossConfig(), epoch=0)
+    terms.total.backward()
+    optimizer.step()
+    moved = [(p.detach() - b).abs().max().item() for p, b in zip(firsts, before, strict=True)]
+    assert moved[0] == pytest.approx(2e-4, rel=0.05) and moved[1] == pytest.approx(1e-3, rel=0.05)
+    # resuming keeps the groups' ratio under the config's rate; a group mismatch is one error
+    fresh = build_optimizer(model, _cfg("train.lr=3e-4", "train.view_lr_scale=5").train)
+    trainer.load_optimizer_state(fresh, optimizer.state_dict(), _cfg("train.lr=3e-4").train)
+    assert [g["lr"] for g in fresh.param_groups] == [3e-4, pytest.approx(1.5e-3)]
+    single = build_optimizer(model, _cfg().train)
+    assert len(single.param_groups) == 1 and single.param_groups[0]["lr"] == 1e-4
+    with pytest.raises(CheckpointError, match="view_lr_scale"):
+        trainer.load_optimizer_state(single, optimizer.state_dict(), _cfg().train)
+
+
 def test_weight_average_is_checkpointed_loaded_and_resumed(tmp_path):
     straight = api.train(_cfg("train.max_steps=5", "train.ema_decay=0.5"), run_dir=tmp_path / "a",
                          device="cpu")  # fmt: skip

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from unsup3d_cli.engine.averaging import WeightAverage
 from unsup3d_cli.engine.checkpoint import (
     LAST_NAME,
+    CheckpointError,
     prune_checkpoints,
     save_checkpoint,
     step_checkpoint_name,
@@ -50,6 +51,11 @@ class TrainConfig:
     """Stop once optimisation steps have taken this many minutes in total (None: no limit)."""
     lr: float = 1e-4
     """Adam learning rate (constant)."""
+    view_lr_scale: float = 1.0
+    """The viewpoint network's learning rate as a multiple of ``lr`` (1: one rate for all, as in
+    the paper). Adam moves each weight by about the learning rate per step whatever the size of
+    its gradient, so a view that has tens of degrees to travel gets there only as fast as the
+    rate allows."""
     betas: tuple[float, float] = (0.9, 0.999)
     """Adam betas."""
     weight_decay: float = 5e-4
@@ -176,9 +182,29 @@ class TrainingSetup:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Adam with coupled L2 weight decay over every trainable parameter (reference §5)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    """Adam with coupled L2 weight decay over every trainable parameter (reference §5).
+
+    With ``cfg.view_lr_scale`` other than 1 the viewpoint network gets a parameter group of its
+    own; each group keeps its multiple of ``cfg.lr`` as ``lr_scale``.
+    """
+    view_net = getattr(model, "view_net", None)
+    view_ids = set()
+    if cfg.view_lr_scale != 1.0 and view_net is not None:
+        view_ids = {id(p) for p in view_net.parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) not in view_ids], "lr_scale": 1.0}]
+    if view_ids:
+        view = [p for p in trainable if id(p) in view_ids]
+        groups.append({"params": view, "lr_scale": cfg.view_lr_scale})
+    optimizer = torch.optim.Adam(groups, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    set_learning_rate(optimizer, cfg.lr)
+    return optimizer
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's rate to ``lr`` times the group's ``lr_scale``."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def load_optimizer_state(
@@ -190,9 +216,17 @@ def load_optimizer_state(
     were saved, so a run resumed with a changed ``train.weight_decay`` or ``train.betas``
     would silently keep the old values; the moments (Adam's state) are what resuming needs.
     """
+    scales = [group.get("lr_scale", 1.0) for group in optimizer.param_groups]
+    saved = len(state.get("param_groups", ()))
+    if saved != len(scales):
+        raise CheckpointError(
+            f"the checkpoint's optimizer has {saved} parameter group(s) where this config makes "
+            f"{len(scales)}: was train.view_lr_scale changed between 1 and another value?"
+        )
     optimizer.load_state_dict(state)
-    for group in optimizer.param_groups:
-        group.update(lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    for group, scale in zip(optimizer.param_groups, scales, strict=True):
+        group.update(lr_scale=scale, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    set_learning_rate(optimizer, cfg.lr)
 
 
 def run_fraction(cfg: TrainConfig, progress: Progress, batches_per_epoch: int) -> float:
@@ -589,13 +623,12 @@ def _run_epoch(loop: _Loop) -> bool:
         image, gt_depth = _inputs(batch, setup.device)
         before = replace(progress, batch_in_epoch=progress.batch_in_epoch - 1)  # this batch: to do
         fraction = run_fraction(setup.train_cfg, before, sampler.batches_per_epoch)
-        for group in setup.optimizer.param_groups:
-            group["lr"] = learning_rate(setup.train_cfg, fraction)
+        set_learning_rate(setup.optimizer, learning_rate(setup.train_cfg, fraction))
         started = time.perf_counter()
         loop.last_terms = train_step(setup, image, progress, gt_depth)
         progress.step += 1
         progress.elapsed_s += time.perf_counter() - started
-        lr = setup.optimizer.param_groups[0]["lr"]
+        lr = setup.optimizer.param_groups[0]["lr"]  # the base rate: group 0 has lr_scale 1
         loop.monitor.after_step(loop.last_terms, len(image), progress, lr)
         loop.monitor.images(setup, image, progress)
         if _reached_steps(setup.train_cfg, progress):  # the time budget: at the next batch
