@@ -33,28 +33,33 @@ def slopes(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
     return out
 
 
+def pose_slopes(checkpoint: Path, data: Path) -> dict:
+    """Slopes, correlations and mean |yaw| of a checkpoint's views on a split (one JSON row)."""
+    loaded = load_weights(checkpoint)
+    model = build_model(loaded.config)
+    load_into(model, loaded, str(checkpoint))
+    model.eval()
+    records = [json.loads(line) for line in (data / "meta.jsonl").read_text().splitlines()]
+    images = torch.stack([load_image(data / r["image"]) for r in records])
+    true = torch.tensor([r["view_angles_rad"] for r in records])
+    with torch.no_grad():
+        pred = torch.cat([model(images[i : i + 64]).view_angles for i in range(0, len(images), 64)])
+    row = {"checkpoint": str(checkpoint), "data": str(data), "n": len(records)}
+    row.update(slopes(pred, true))
+    row["mean_abs_yaw_deg"] = {
+        "predicted": round(float(pred[:, 1].abs().mean().rad2deg()), 2),
+        "true": round(float(true[:, 1].abs().mean().rad2deg()), 2),
+    }
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: bundled model")
     parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_mesh" / "test")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    checkpoint = args.checkpoint or bundled_model_path()
-    loaded = load_weights(checkpoint)
-    model = build_model(loaded.config)
-    load_into(model, loaded, str(checkpoint))
-    model.eval()
-    records = [json.loads(line) for line in (args.data / "meta.jsonl").read_text().splitlines()]
-    images = torch.stack([load_image(args.data / r["image"]) for r in records])
-    true = torch.tensor([r["view_angles_rad"] for r in records])
-    with torch.no_grad():
-        pred = torch.cat([model(images[i : i + 64]).view_angles for i in range(0, len(images), 64)])
-    row = {"checkpoint": str(checkpoint), "data": str(args.data), "n": len(records)}
-    row.update(slopes(pred, true))
-    row["mean_abs_yaw_deg"] = {
-        "predicted": round(float(pred[:, 1].abs().mean().rad2deg()), 2),
-        "true": round(float(true[:, 1].abs().mean().rad2deg()), 2),
-    }
+    row = pose_slopes(args.checkpoint or bundled_model_path(), args.data)
     print(json.dumps(row))
     if args.out is not None:
         args.out.write_text(json.dumps(row, indent=1) + "\n")
