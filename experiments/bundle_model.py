@@ -19,6 +19,8 @@ from pathlib import Path
 import torch
 from common import REPO, Recorder, ensure_data
 
+from unsup3d_cli.engine.checkpoint import load_checkpoint
+
 BUNDLE = REPO / "unsup3d_cli" / "weights" / "synth_faces.safetensors"
 
 
@@ -46,14 +48,17 @@ def main() -> None:
     rec.run(train, "train")
     checkpoint = args.run_dir / "checkpoints" / "last.pt"
     recipe = f"{args.config.name}, {args.minutes:g} minutes of steps, seed {args.seed}"
-    rec.run(["convert", str(checkpoint), "--out", str(args.out), "--recipe", recipe], "bundle")
+    rec.run(["convert", str(checkpoint), "--out", str(args.out), "--recipe", recipe, "--force"],
+            "bundle")  # fmt: skip
     report = args.results / "bundle_model_eval.json"
     rec.run(["eval", "--data", str(args.data / "test"), "--checkpoint", str(args.out),
              "--baseline", "const", "--baseline", "avg-gt", "--out", str(report)],
             "eval")  # fmt: skip
+    state = load_checkpoint(checkpoint)  # the run's own totals (a resumed run logs the resume)
     record = {
         "bundle": str(args.out),
         "bytes": args.out.stat().st_size,
+        "training": {"steps": state["step"], "minutes_of_steps": round(state["elapsed_s"] / 60, 2)},
         "commands": rec.log,
         "machine": {
             "platform": platform.platform(),
