@@ -12,9 +12,10 @@ Two passes (the split PyTorch3D and nvdiffrast also make):
    2×2 block (e.g. vertices exactly on pixel centres, as in a head-on view); larger triangles
    are enumerated along their scanline spans. Candidates are processed in chunks of at most
    ``max_candidates`` so memory stays bounded whatever the triangles' sizes.
-2. **Interpolation** (differentiable): for each covered pixel, the screen-space barycentrics of
-   the pixel centre in its visible triangle are recomputed from the projected vertices, and the
-   depth is interpolated perspective-correctly, ``z = 1 / Σ w_k / z_k``. Gradients reach every
+2. **Interpolation** (differentiable; fixed-size: every pixel is computed and the empty ones
+   masked): for each covered pixel, the screen-space barycentrics of the pixel centre in its
+   visible triangle are recomputed from the projected vertices, and the depth is interpolated
+   perspective-correctly, ``z = 1 / Σ w_k / z_k``. Gradients reach every
    vertex coordinate (x, y through the projection, z directly), hence the depth map and the
    viewpoint. As in other exact (non-soft) rasterizers, visibility changes give no gradient.
 """
@@ -386,6 +387,11 @@ def _interpolate(
 ) -> RasterOutput:
     """Differentiable pass: perspective-correct depth and barycentrics of the visible triangles.
 
+    Every pixel is computed, covered or not (a fixed-size pass: no ``nonzero``, so no wait for
+    the device to report how many pixels are covered). Empty pixels are given a unit triangle
+    at depth 1 *before* the arithmetic, so that nothing infinite is formed there, and their
+    results are then replaced by the background: their gradient is exactly zero.
+
     Args:
         tri_uv: (B, F, 3, 2) projected vertices.
         tri_z: (B, F, 3) vertex depths.
@@ -396,22 +402,20 @@ def _interpolate(
     batch, height, width = shape
     num_faces = tri_uv.shape[1]
     covered = face_index >= 0  # (B·H·W,)
-    pixel = covered.nonzero().squeeze(1)  # (P,) covered flat pixels
-    visible = face_index[pixel]  # (P,)
-    uv = tri_uv.reshape(-1, 3, 2)[visible]  # (P, 3, 2)
-    z = tri_z.reshape(-1, 3)[visible]  # (P, 3)
-    within = pixel % (height * width)
-    px = torch.stack([within % width, within // width], dim=-1).to(uv.dtype)  # (P, 2)
-    weights, _ = _edge_weights(uv, px)  # (P, 3) screen-space
-    inv_depth = (weights / z).sum(dim=-1, keepdim=True)  # (P, 1)
-    bary = weights / z / inv_depth  # (P, 3) perspective-correct, sums to 1
-    depth = tri_z.new_full((batch * height * width, 1), background)
-    depth = depth.index_put((pixel,), 1.0 / inv_depth)  # (B·H·W, 1)
-    full_bary = tri_z.new_zeros((batch * height * width, 3)).index_put((pixel,), bary)
+    visible = face_index.clamp(min=0)  # (B·H·W,) any triangle where empty; replaced below
+    unit_uv = tri_uv.new_tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # (3, 2), area 1
+    uv = torch.where(covered[:, None, None], tri_uv.reshape(-1, 3, 2)[visible], unit_uv)
+    z = torch.where(covered[:, None], tri_z.reshape(-1, 3)[visible], 1.0)  # (B·H·W, 3)
+    within = torch.arange(height * width, device=face_index.device).repeat(batch)
+    px = torch.stack([within % width, within // width], dim=-1).to(uv.dtype)  # (B·H·W, 2)
+    weights, _ = _edge_weights(uv, px)  # (B·H·W, 3) screen-space
+    inv_depth = (weights / z).sum(dim=-1, keepdim=True)  # (B·H·W, 1); 1 where empty
+    bary = torch.where(covered[:, None], weights / z / inv_depth, 0.0)  # perspective-correct
+    depth = torch.where(covered[:, None], 1.0 / inv_depth, background)  # (B·H·W, 1)
     local_face = torch.where(covered, face_index % num_faces, face_index)
     return RasterOutput(
         depth=depth.reshape(batch, 1, height, width),
         face_index=local_face.reshape(batch, height, width),
-        barycentric=full_bary.reshape(batch, height, width, 3),
+        barycentric=bary.reshape(batch, height, width, 3),
         covered=covered.reshape(batch, 1, height, width),
     )
