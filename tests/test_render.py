@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from host_sync import HostSyncError, no_host_sync
 from torch.autograd import gradcheck
 
 from unsup3d_cli.geometry import depth_to_points, euler_to_rotation, intrinsics_from_fov
@@ -176,10 +177,12 @@ def _candidate_counts(vertices: torch.Tensor, faces: torch.Tensor, k: torch.Tens
     return (torch.floor(high + 1e-4) - torch.ceil(low - 1e-4) + 1).clamp(min=0)  # (B, F, 2)
 
 
-def test_every_visibility_path_matches_the_reference():
+@pytest.mark.parametrize("fixed_size", [False, True], ids=["exact", "fixed-size"])
+def test_every_visibility_path_matches_the_reference(fixed_size: bool):
     # One mesh per image: a posed depth grid (triangles of about a pixel, one candidate each),
     # the same grid seen head-on (vertices exactly on pixel centres: 2×2 blocks), and a large
     # triangle in front of a posed grid (scanline rows), all compared with the naive loop.
+    # The fixed-size pass (the GPU's) lays every multi-pixel box over its slots instead.
     depth = _smooth_depth(3, 12)
     angles = [[0.15, 0.6, 0.05], [0.0, 0.0, 0.0], [-0.25, -0.45, 0.2]]
     vertices, faces, k, _, _ = _posed(depth, angles)
@@ -194,8 +197,9 @@ def test_every_visibility_path_matches_the_reference():
     assert (counts > 2).any(-1)[2, -1]  # the large triangle needs the rows
     fast_in = mesh.detach().clone().requires_grad_()
     ref_in = mesh.detach().clone().requires_grad_()
-    fast = rasterize_depth(fast_in, all_faces, k, (12, 12))
+    fast = rasterize_depth(fast_in, all_faces, k, (12, 12), fixed_size=fixed_size)
     ref = rasterize_depth_reference(ref_in, all_faces, k, (12, 12))
+    assert int(fast.dropped) == 0
     assert torch.equal(fast.covered, ref.covered)
     torch.testing.assert_close(fast.depth, ref.depth)
     # Head-on, pixel centres sit on shared vertices and edges: the visible triangle is a tie.
@@ -208,25 +212,71 @@ def test_every_visibility_path_matches_the_reference():
     torch.testing.assert_close(fast_in.grad, ref_in.grad)
 
 
-def test_chunked_visibility_equals_one_pass():
+@pytest.mark.parametrize("fixed_size", [False, True], ids=["exact", "fixed-size"])
+def test_chunked_visibility_equals_one_pass(fixed_size: bool):
     depth = _smooth_depth(2, 16)
     vertices, faces, k, _, _ = _posed(depth, ANGLES)
-    whole = rasterize_depth(vertices, faces, k, (16, 16))
-    chunked = rasterize_depth(vertices, faces, k, (16, 16), max_candidates=7)
+    whole = rasterize_depth(vertices, faces, k, (16, 16), fixed_size=False)
+    chunked = rasterize_depth(vertices, faces, k, (16, 16), max_candidates=7, fixed_size=fixed_size)
     assert torch.equal(whole.face_index, chunked.face_index)
     torch.testing.assert_close(whole.depth, chunked.depth)
 
 
-def test_edge_on_view_matches_the_reference():
+@pytest.mark.parametrize("fixed_size", [False, True], ids=["exact", "fixed-size"])
+def test_edge_on_view_matches_the_reference(fixed_size: bool):
     # Seen edge-on (90° yaw), the grid collapses to slivers: the fast path must neither blow
     # up nor drop them, and must agree with the naive loop pixel for pixel.
     depth = _smooth_depth(1, 16)
     vertices, faces, k, _, _ = _posed(depth, [[0.0, math.pi / 2, 0.0]])
-    out = rasterize_depth(vertices, faces, k, (16, 16), max_candidates=50)
+    out = rasterize_depth(vertices, faces, k, (16, 16), max_candidates=50, fixed_size=fixed_size)
     ref = rasterize_depth_reference(vertices, faces, k, (16, 16))
     assert torch.equal(out.covered, ref.covered)
     torch.testing.assert_close(out.depth, ref.depth)
     assert torch.isfinite(out.depth).all()
+
+
+@pytest.mark.parametrize("slots_per_pixel", [0.0, 0.1, 0.3])
+def test_fixed_size_pass_drops_only_past_its_slots_and_counts_them(slots_per_pixel: float):
+    # A rough depth map seen from 70° of yaw: its triangles stretch over boxes many pixel
+    # centres wide, which the fixed-size pass lays over its slots (boxes of up to 2×2 need
+    # none). With too few slots the boxes past the last one are dropped: never an extra
+    # pixel, and exactly that many candidates counted.
+    depth = 0.9 + 0.2 * torch.rand(2, 1, 12, 12, dtype=torch.float64)
+    vertices, faces, k, _, _ = _posed(depth, [[0.1, 1.2, 0.0], [-0.1, -1.2, 0.1]])
+    uv = (vertices @ k.T)[..., :2] / vertices[..., 2:]
+    tri = uv[:, faces]  # (B, F, 3, 2)
+    lo = torch.ceil(tri.amin(dim=2) - 1e-4).clamp(min=0)
+    hi = torch.floor(tri.amax(dim=2) + 1e-4).clamp(max=11)
+    size = (hi - lo + 1).clamp(min=0)  # (B, F, 2) pixel centres per box, along u and v
+    large = (size > 2).any(dim=-1)
+    slots = math.ceil(slots_per_pixel * 2 * 12 * 12)
+    expected = max(0, int(size.prod(dim=-1)[large].sum()) - slots)
+    assert expected > 0  # the slots run out in every case here
+    out = rasterize_depth(vertices, faces, k, (12, 12), fixed_size=True,
+                          slots_per_pixel=slots_per_pixel, max_candidates=40)  # fmt: skip
+    exact = rasterize_depth(vertices, faces, k, (12, 12), fixed_size=False)
+    assert int(out.dropped) == expected
+    assert not (out.covered & ~exact.covered).any()
+    assert (out.face_index != exact.face_index).any()  # something was lost, and it shows
+    # this rough map needs 11.6 slots per pixel (the models measured, at most 1.6)
+    enough = rasterize_depth(vertices, faces, k, (12, 12), fixed_size=True, slots_per_pixel=12)
+    assert int(enough.dropped) == 0 and torch.equal(enough.face_index, exact.face_index)
+
+
+def test_fixed_size_rasterizer_never_waits_for_the_device():
+    # On the meta device (shapes, no values) under no_host_sync, anything that would make a
+    # GPU wait raises: the fixed-size pass must not, and the exact pass (which sizes its
+    # work to the triangles) must, or the check would prove nothing.
+    meta = torch.device("meta")
+    depth = torch.empty(2, 1, 16, 16, device=meta)
+    with no_host_sync():
+        k = intrinsics_from_fov(10.0, 16, depth)
+        rot = euler_to_rotation(torch.zeros(2, 3, device=meta))
+        vertices, faces = posed_mesh(depth, rot, torch.zeros(2, 3, device=meta), k, 1.0)
+        out = rasterize_depth(vertices, faces, k, (16, 16))  # fixed-size off the CPU
+        assert out.depth.shape == (2, 1, 16, 16) and out.dropped.device == meta
+        with pytest.raises(HostSyncError):
+            rasterize_depth(vertices, faces, k, (16, 16), fixed_size=False)
 
 
 def test_gradcheck_rasterized_depth_wrt_depth_and_view():

@@ -119,7 +119,7 @@ def _batch_mean(values: Tensor, group: BatchGroup | None = None) -> Tensor:
     """Mean of every element of ``values`` (B, ...), over the whole batch with ``group``."""
     if group is None:
         return values.mean()
-    count = group.sum(values.new_tensor(float(values.numel())))
+    count = group.sum(values.new_full((), float(values.numel())))  # filled on the device
     return group.world_size * values.sum() / count
 
 
@@ -209,7 +209,7 @@ def view_centre_prior(view_angles: Tensor, group: BatchGroup | None = None) -> T
     check_shape(view_angles, "B 3", "view_angles")
     if group is None:
         return view_angles.mean(dim=0).square().sum()
-    count = group.sum(view_angles.new_tensor(float(view_angles.shape[0])))
+    count = group.sum(view_angles.new_full((), float(view_angles.shape[0])))
     mean = group.sum(view_angles.detach().sum(dim=0)) / count  # (3,)
     local = group.world_size * view_angles.sum(dim=0) / count  # (3,)
     return 2 * (mean * local).sum() - mean.square().sum()

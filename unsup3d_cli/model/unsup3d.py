@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -163,8 +163,9 @@ class Unsup3D(nn.Module):
 
     def network_autocast(self, like: Tensor) -> AbstractContextManager:
         """The autocast context of :attr:`precision` on ``like``'s device (a no-op for fp32)."""
-        enabled = self.precision == "bf16"
-        return torch.autocast(like.device.type, dtype=torch.bfloat16, enabled=enabled)
+        if self.precision != "bf16":
+            return nullcontext()
+        return torch.autocast(like.device.type, dtype=torch.bfloat16)
 
     @property
     def border_depth(self) -> float:
@@ -267,7 +268,8 @@ class Unsup3D(nn.Module):
     def _light(self, signed: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         if raw is None:  # ablation: the canonical image is the albedo
             ones = signed.new_ones(signed.shape[0])
-            direction = signed.new_tensor([0.0, 0.0, 1.0]).expand(signed.shape[0], 3)
+            direction = signed.new_zeros(signed.shape[0], 3)  # +z, filled on the device
+            direction[:, 2] = 1.0
             return ones, torch.zeros_like(ones), direction
         cfg = self.cfg
         return decode_light(

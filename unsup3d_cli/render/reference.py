@@ -81,4 +81,5 @@ def rasterize_depth_reference(
         covered=torch.tensor([i >= 0 for i in indices], device=vertices.device).reshape(
             batch, 1, height, width
         ),
+        dropped=torch.zeros((), dtype=torch.int64, device=vertices.device),
     )
