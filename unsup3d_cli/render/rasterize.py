@@ -431,6 +431,8 @@ def _store_slots(
     count = cols * rows * select  # (T,) pixels in each selected box
     ends = torch.cumsum(count, 0)  # (T,) where each box's run of slots ends
     last = len(count) - 1
+    if last < 0:  # no triangles
+        return count.new_zeros(())
     for start in range(0, slots, max_candidates):
         slot = torch.arange(start, min(start + max_candidates, slots), device=zbuf.device)
         tri = torch.searchsorted(ends, slot, right=True).clamp(max=last)  # (S,) owner
