@@ -12,7 +12,10 @@ copies host data to the device with a blocking copy. Both can be seen without a 
   tensor to the host, which the meta device would let pass.
 
 ``torch.cuda.set_sync_debug_mode("error")`` is the same check on a real GPU (see
-``test_distributed.py``); this one runs in CI.
+``test_distributed.py``); this one runs in CI. What it cannot see: copies made inside C++
+(indexing a device tensor with a CPU index tensor or a list, ``copy_`` or ``__setitem__`` from
+a CPU tensor), kernels of static output size that synchronise internally (``torch.linalg``
+solvers that check their ``info``), and real collectives across processes.
 """
 
 from __future__ import annotations
@@ -53,7 +56,9 @@ class no_host_sync(TorchFunctionMode):  # noqa: N801 (used like a function: ``wi
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__qualname__", getattr(func, "__name__", repr(func)))
-        if func in _BUILDERS and str(kwargs.get("device", "cpu")) != "cpu":
+        positional = args[2] if func is torch.as_tensor and len(args) > 2 else None
+        device = kwargs.get("device", positional)
+        if func in _BUILDERS and device is not None and str(device) != "cpu":
             raise HostSyncError(f"{name} copies host data to the device")
         if func is torch.Tensor.new_tensor and _on_device(args, {}):
             raise HostSyncError(f"{name} copies host data to the device")

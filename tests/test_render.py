@@ -107,25 +107,40 @@ def test_asymmetric_triangle_covers_the_hand_computed_mask(device):
     assert torch.equal(flipped.covered, out.covered)
 
 
-def test_empty_pixels_give_background_and_no_gradient_even_beside_a_bad_first_triangle():
-    # Triangle 0 is behind the camera and collapsed (the interpolation pass evaluates every
-    # pixel, empty ones with a stand-in triangle): nothing infinite may reach the gradient.
+@pytest.mark.parametrize("fixed_size", [False, True], ids=["exact", "fixed-size"])
+@pytest.mark.parametrize("bad", ["behind", "huge", "nan"])
+@pytest.mark.parametrize("bad_first", [True, False], ids=["bad-first", "bad-last"])
+def test_empty_pixels_give_background_and_no_gradient_even_beside_a_bad_triangle(
+    fixed_size: bool, bad: str, bad_first: bool
+):
+    # One triangle is behind the camera and collapsed, or huge, or NaN (the interpolation pass
+    # evaluates every pixel, empty ones with a stand-in triangle, and the fixed-size pass
+    # points its unused slots at the last triangle): nothing may crash, and nothing infinite
+    # may reach the gradient.
     k = intrinsics_from_fov(10.0, 8, torch.zeros((), dtype=torch.float64))
-    corners_uv = [(1.0, 1.0), (6.0, 1.0), (1.0, 4.0)]  # triangle 1, depth 2
+    corners_uv = [(1.0, 1.0), (6.0, 1.0), (1.0, 4.0)]  # the good triangle, depth 2
     fx, fy, cx, cy = k[0, 0].item(), k[1, 1].item(), k[0, 2].item(), k[1, 2].item()
     visible = [[2 * (u - cx) / fx, 2 * (v - cy) / fy, 2.0] for u, v in corners_uv]
-    behind = [[0.0, 0.0, -1.0], [0.0, 0.0, -1.0], [0.0, 0.0, -1.0]]
-    vertices = torch.tensor([behind + visible], dtype=torch.float64, requires_grad=True)
-    faces = torch.tensor([[0, 1, 2], [3, 4, 5]])
-    out = rasterize_depth(vertices, faces, k, (8, 8), background=50.0)
+    far = 1e30  # projects far beyond int64's range of pixel indices
+    broken = {
+        "behind": [[0.0, 0.0, -1.0], [0.0, 0.0, -1.0], [0.0, 0.0, -1.0]],
+        "huge": [[far, far, 1.0], [far * 1.01, far, 1.0], [far, far * 1.01, 1.0]],
+        "nan": [[math.nan, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.1, 1.0]],
+    }[bad]
+    vertices = torch.tensor([broken + visible], dtype=torch.float64, requires_grad=True)
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5]] if bad_first else [[3, 4, 5], [0, 1, 2]])
+    good = 1 if bad_first else 0
+    out = rasterize_depth(vertices, faces, k, (8, 8), background=50.0, fixed_size=fixed_size)
     covered = out.covered[0, 0]
-    assert int(covered.sum()) == 13 and (out.face_index[0][covered] == 1).all()
+    assert int(covered.sum()) == 13 and (out.face_index[0][covered] == good).all()
+    assert int(out.dropped) == 0
     assert (out.depth[0, 0][~covered] == 50.0).all() and (out.barycentric[0][~covered] == 0).all()
     two = torch.full((13,), 2.0, dtype=torch.float64)
     torch.testing.assert_close(out.depth[0, 0][covered], two)
     (out.depth.sum() + out.barycentric.square().sum()).backward()
-    assert torch.isfinite(vertices.grad).all()
-    assert (vertices.grad[0, :3] == 0).all() and vertices.grad[0, 3:].abs().sum() > 0
+    assert torch.isfinite(vertices.grad[0, 3:]).all() and vertices.grad[0, 3:].abs().sum() > 0
+    if bad != "nan":  # a NaN vertex gets NaN·0 from its own projection, whatever we do
+        assert (vertices.grad[0, :3] == 0).all()
 
 
 def test_identity_view_reproduces_the_depth_everywhere(device, dtype, tolerances):

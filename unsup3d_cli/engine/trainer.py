@@ -334,7 +334,7 @@ def _validate(setup: TrainingSetup, epoch: int) -> dict[str, float]:
             setup.model, setup.features, image, setup.loss_cfg, epoch, gt_depth
         )
         values = terms.stacked().double()
-        totals += torch.cat([values * len(image), values.new_tensor([len(image)])])
+        totals += torch.cat([values * len(image), values.new_full((1,), len(image))])
     totals = setup.group.sum(totals).tolist()
     return {name: value / max(totals[-1], 1) for name, value in zip(names, totals, strict=False)}
 

@@ -259,8 +259,10 @@ def _pixel_range(low: Tensor, high: Tensor, size: int) -> tuple[Tensor, Tensor]:
     Returns:
         lo, hi (T,) as floats, clipped to the image; lo > hi where no centre lies in range.
     """
-    lo = torch.ceil(low - 1e-4).clamp(min=0).nan_to_num(0.0)
-    hi = torch.floor(high + 1e-4).clamp(max=size - 1).nan_to_num(-1.0)
+    # Clamped on both sides, so that every later conversion to int64 is in range even for
+    # huge coordinates; an empty range stays lo > hi.
+    lo = torch.ceil(low - 1e-4).clamp(0, size).nan_to_num(0.0)
+    hi = torch.floor(high + 1e-4).clamp(-1, size - 1).nan_to_num(-1.0)
     return lo, hi
 
 
