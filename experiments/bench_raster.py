@@ -47,15 +47,11 @@ def parse_args() -> argparse.Namespace:
 def depths(batch: int, data: Path) -> tuple[torch.Tensor, str]:
     """(B, 1, 64, 64) canonical depths: the bundled model's on ``data``, or smooth random."""
     if (data / "meta.jsonl").is_file():
+        from unsup3d_cli.api import load_model
         from unsup3d_cli.data import load_image
-        from unsup3d_cli.pretrained import build_model, load_into, load_weights
         from unsup3d_cli.weights import bundled_model_path
 
-        path = bundled_model_path()
-        loaded = load_weights(path)
-        model = build_model(loaded.config)
-        load_into(model, loaded, str(path))
-        model.eval()
+        model, _ = load_model(bundled_model_path(), device="cpu")
         records = [json.loads(line) for line in (data / "meta.jsonl").read_text().splitlines()]
         images = torch.stack([load_image(data / r["image"]) for r in records[:batch]])
         with torch.no_grad():

@@ -32,7 +32,6 @@ Two passes (the split PyTorch3D and nvdiffrast also make):
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -244,8 +243,7 @@ def rasterize_depth(
         max_candidates,
         slots_per_pixel=slots_per_pixel if fixed_size else None,
     )  # (B·H·W,) flat triangle index or -1
-    raster = _interpolate(tri_uv, tri_z, face_index, (batch, height, width), background)
-    return dataclasses.replace(raster, dropped=dropped)
+    return _interpolate(tri_uv, tri_z, face_index, dropped, (batch, height, width), background)
 
 
 def _pixel_range(low: Tensor, high: Tensor, size: int) -> tuple[Tensor, Tensor]:
@@ -308,15 +306,38 @@ def _store_blocks(
         u, v = u * keep, v * keep  # dropped candidates point at pixel (0, 0), never inside
         part_verts = tuple(column[part] for column in verts)
         _store_nearest(zbuf, tri, u, v, part_verts, meta, keep=keep)  # type: ignore[arg-type]
-    step = torch.arange(4, device=zbuf.device)  # the 2×2 block, (u, v) = (k % 2, k // 2)
-    step_u, step_v = step % 2, step // 2
     for tri in (select & ~single).nonzero().squeeze(1).split(max(1, max_candidates // 4)):
-        u = u_lo[tri].to(torch.int64)[:, None] + step_u  # (S, 4)
-        v = v_lo[tri].to(torch.int64)[:, None] + step_v
-        keep = (u <= u_hi[tri, None]) & (v <= v_hi[tri, None])  # (S, 4)
-        u, v = u * keep, v * keep
-        block_verts = tuple(column[tri, None] for column in verts)  # (S, 1) each
-        _store_nearest(zbuf, tri[:, None].expand_as(u), u, v, block_verts, meta, keep=keep)  # type: ignore[arg-type]
+        _store_block(zbuf, tri, None, ranges, verts, meta)
+
+
+def _store_block(
+    zbuf: Tensor,
+    tri: Tensor,
+    take: Tensor | None,
+    ranges: tuple[Tensor, Tensor, Tensor, Tensor],
+    verts: Vertices,
+    meta: tuple,
+) -> None:
+    """Test the triangles ``tri`` against the 2×2 pixel block at their box's corner.
+
+    Args:
+        zbuf: (B·H·W,) packed keys, updated in place.
+        tri: (S,) triangle indices.
+        take: (S,) bool, the triangles to keep (None: all); the others are masked.
+        ranges: u_lo, u_hi, v_lo, v_hi of every triangle, (T,) floats.
+        verts: every triangle, (T,) columns.
+        meta: (F, H, W, near).
+    """
+    u_lo, u_hi, v_lo, v_hi = ranges
+    step = torch.arange(4, device=zbuf.device)  # the 2×2 block, (u, v) = (k % 2, k // 2)
+    u = u_lo[tri].to(torch.int64)[:, None] + step % 2  # (S, 4)
+    v = v_lo[tri].to(torch.int64)[:, None] + step // 2
+    keep = (u <= u_hi[tri, None]) & (v <= v_hi[tri, None])  # (S, 4)
+    if take is not None:
+        keep &= take[:, None]
+    u, v = u * keep, v * keep  # masked candidates point at pixel (0, 0), never inside
+    block_verts = tuple(column[tri, None] for column in verts)  # (S, 1) each
+    _store_nearest(zbuf, tri[:, None].expand_as(u), u, v, block_verts, meta, keep=keep)  # type: ignore[arg-type]
 
 
 def _store_rows(
@@ -382,19 +403,10 @@ def _store_windows(
         meta: (F, H, W, near).
         max_candidates: most (triangle, pixel) pairs tested at once.
     """
-    u_lo, u_hi, v_lo, v_hi = ranges
-    step = torch.arange(4, device=zbuf.device)  # the 2×2 block, (u, v) = (k % 2, k // 2)
-    step_u, step_v = step % 2, step // 2
     per_chunk = max(1, max_candidates // 4)
     for start in range(0, len(small), per_chunk):
-        part = slice(start, start + per_chunk)
-        u = u_lo[part, None].to(torch.int64) + step_u  # (S, 4)
-        v = v_lo[part, None].to(torch.int64) + step_v
-        keep = small[part, None] & (u <= u_hi[part, None]) & (v <= v_hi[part, None])
-        u, v = u * keep, v * keep  # masked candidates point at pixel (0, 0), never inside
-        tri = torch.arange(start, start + len(keep), device=zbuf.device)[:, None].expand_as(u)
-        part_verts = tuple(column[part, None] for column in verts)  # (S, 1) each
-        _store_nearest(zbuf, tri, u, v, part_verts, meta, keep=keep)  # type: ignore[arg-type]
+        tri = torch.arange(start, min(start + per_chunk, len(small)), device=zbuf.device)
+        _store_block(zbuf, tri, small[tri], ranges, verts, meta)
 
 
 def _store_slots(
@@ -484,7 +496,6 @@ def _zbuffer(
     u_lo, u_hi = _pixel_range(_min3(au, bu, cu), _max3(au, bu, cu), width)  # (T,) each
     v_lo, v_hi = _pixel_range(_min3(av, bv, cv), _max3(av, bv, cv), height)
     zbuf = torch.full((batch * height * width,), EMPTY, dtype=torch.int64, device=tri_uv.device)
-    dropped = torch.zeros((), dtype=torch.int64, device=tri_uv.device)
     if slots_per_pixel is not None:
         small = valid & (u_hi - u_lo <= 1) & (v_hi - v_lo <= 1)
         ranges = (u_lo, u_hi, v_lo, v_hi)
@@ -501,7 +512,7 @@ def _zbuffer(
     _store_rows(
         zbuf, valid & ~small, (v_lo, v_hi), tri_uv, verts, meta, max_candidates=max_candidates
     )
-    return _unpack(zbuf), dropped
+    return _unpack(zbuf), torch.zeros((), dtype=torch.int64, device=zbuf.device)
 
 
 def _unpack(zbuf: Tensor) -> Tensor:
@@ -513,6 +524,7 @@ def _interpolate(
     tri_uv: Tensor,
     tri_z: Tensor,
     face_index: Tensor,
+    dropped: Tensor,
     shape: tuple[int, int, int],
     background: float,
 ) -> RasterOutput:
@@ -527,6 +539,7 @@ def _interpolate(
         tri_uv: (B, F, 3, 2) projected vertices.
         tri_z: (B, F, 3) vertex depths.
         face_index: (B·H·W,) flat visible triangle index or -1.
+        dropped: the visibility pass's dropped candidates, passed through.
         shape: (B, H, W).
         background: depth of empty pixels.
     """
@@ -551,5 +564,5 @@ def _interpolate(
         face_index=local_face.reshape(batch, height, width),
         barycentric=bary.reshape(batch, height, width, 3),
         covered=covered.reshape(batch, 1, height, width),
-        dropped=torch.zeros((), dtype=torch.int64, device=face_index.device),
+        dropped=dropped,
     )
