@@ -49,7 +49,7 @@ def background_motion(
     angles = torch.tensor([[0.0, math.radians(yaw_deg), 0.0]], dtype=torch.float64)
     rotation = euler_to_rotation(angles)
     translation = torch.zeros(1, 3, dtype=torch.float64)
-    view_depth, valid = renderer.warp_depth(depth, rotation, translation, (0.7, 1.3))
+    view_depth, valid, _ = renderer.warp_depth(depth, rotation, translation, (0.7, 1.3))
     grid = renderer.inverse_grid(view_depth, rotation, translation)[0]  # (S, S, 2) in [-1, 1]
     identity = torch.stack(
         torch.meshgrid(torch.linspace(-1, 1, SIZE, dtype=torch.float64),

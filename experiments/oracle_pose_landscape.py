@@ -56,7 +56,7 @@ def render_at(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The canonical image (3, S, S) and depth (1, S, S) seen from a pose, and its valid mask."""
     rot, shift = rotation[None].float(), translation[None].float()
-    view_depth, valid = renderer.warp_depth(depth[None], rot, shift, (0.75, 1.25))
+    view_depth, valid, _ = renderer.warp_depth(depth[None], rot, shift, (0.75, 1.25))
     grid = renderer.inverse_grid(view_depth, rot, shift)
     return sample_canonical(image[None] - 0.5, grid)[0] + 0.5, valid[0]
 

@@ -148,7 +148,7 @@ def test_total_loss_combines_the_terms_with_their_weights():
     assert without.perceptual == 0 and without.perceptual_flip == 0
     names = {"photometric", "photometric_flip", "perceptual", "perceptual_flip"}
     assert set(terms.as_dict()) == names | {
-        "depth_smooth", "view_centre", "depth_supervised", "total"
+        "depth_smooth", "view_centre", "depth_supervised", "total", "raster_dropped"
     }  # fmt: skip
     assert terms.depth_supervised == 0
 

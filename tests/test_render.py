@@ -147,7 +147,7 @@ def test_identity_view_reproduces_the_depth_everywhere(device, dtype, tolerances
     depth = _smooth_depth(3, 16, dtype, device)
     eye, zero = torch.eye(3, dtype=dtype, device=device).expand(3, 3, 3), depth.new_zeros(3, 3)
     k = intrinsics_from_fov(10.0, 16, depth)
-    view, mask = warp_depth(depth, eye, zero, k, 1.0, (0.8, 1.2))
+    view, mask, _ = warp_depth(depth, eye, zero, k, 1.0, (0.8, 1.2))
     assert mask.all()
     torch.testing.assert_close(view, depth, **tolerances)
     grid = inverse_warp_grid(view, eye, zero, k, 1.0)
@@ -159,7 +159,7 @@ def test_identity_view_reproduces_the_depth_everywhere(device, dtype, tolerances
 def test_rotated_plane_matches_its_exact_depth(yaw_deg):
     size, theta = 32, math.radians(yaw_deg)
     depth = torch.ones(1, 1, size, size, dtype=torch.float64)
-    view, mask = warp_depth(
+    view, mask, _ = warp_depth(
         depth, euler_to_rotation(torch.tensor([[0.0, theta, 0.0]], dtype=torch.float64)),
         depth.new_zeros(1, 3), intrinsics_from_fov(10.0, size, depth), 1.0, (0.0, 10.0),
     )  # fmt: skip
@@ -313,7 +313,7 @@ def test_inverse_grid_of_a_plane_reads_back_the_view_depth():
     k = intrinsics_from_fov(10.0, size, depth)
     rot = euler_to_rotation(torch.tensor([[0.2, -0.3, 0.1]], dtype=torch.float64))
     shift = depth.new_tensor([[0.01, 0.0, 0.02]])
-    view, mask = warp_depth(depth, rot, shift, k, 1.0, (0.5, 1.5))
+    view, mask, _ = warp_depth(depth, rot, shift, k, 1.0, (0.5, 1.5))
     grid = inverse_warp_grid(view, rot, shift, k, 1.0)
     posed_z = posed_mesh(depth, rot, shift, k, 1.0)[0][..., 2].reshape(1, 1, size, size)
     readback = sample_canonical(posed_z, grid)  # z is affine over the plane: bilinear is exact

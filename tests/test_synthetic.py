@@ -146,7 +146,8 @@ def test_image_and_depth_share_the_rendered_face_mask() -> None:
     # Re-render the posed face mesh from the canonical surface and the ground-truth pose.
     renderer = Renderer()
     surface = batch.canonical.surface
-    view_depth, _ = renderer.warp_depth(surface, batch.rotation, batch.translation, (0.0, math.inf))
+    warped = renderer.warp_depth(surface, batch.rotation, batch.translation, (0.0, math.inf))
+    view_depth = warped.depth
     assert (view_depth - batch.depth)[batch.mask].abs().max() < 1e-5
     indicator, _ = renderer.render_view(batch.canonical.indicator, surface, batch.rotation,
                                         batch.translation, background=0.0)  # fmt: skip
@@ -234,7 +235,7 @@ def test_rerendering_the_recorded_pose_reproduces_the_depth_mask(dataset: Path) 
     faces = canonical_faces(specs, SynthConfig())
     rotation = torch.tensor([r["rotation"] for r in records])
     translation = torch.tensor([r["translation"] for r in records])
-    view_depth, _ = renderer.warp_depth(faces.surface, rotation, translation, (0.0, math.inf))
+    view_depth = renderer.warp_depth(faces.surface, rotation, translation, (0.0, math.inf)).depth
     indicator, _ = renderer.render_view(faces.indicator, faces.surface, rotation, translation, 0.0)
     rendered_mask = (indicator >= 0.5) & (view_depth < BACKGROUND_DEPTH - 1e-5)
     for k, record in enumerate(records):

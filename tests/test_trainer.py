@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from pathlib import Path
@@ -91,6 +92,25 @@ def test_training_logs_the_decayed_learning_rate(tmp_path):
     lrs = [json.loads(line)["lr"] for line in lines if '"train"' in line]
     # 4 steps of batch 3 in the one epoch, the nearest limit: step k runs k/4 through the run
     assert lrs == pytest.approx([1e-3, 1e-3, 1e-3, 0.5e-3])
+
+
+@pytest.mark.parametrize("slots", [4.0, 0.0])
+def test_training_logs_the_rasterizers_drop_count(tmp_path, caplog, slots):
+    # The fixed-size pass on the CPU. The border columns sit 0.2 behind the mid-range surface,
+    # so some triangles span several pixels; with no slots for them, they are dropped.
+    cfg = _cfg("renderer.fixed_size=true", f"renderer.slots_per_pixel={slots}",
+               "train.num_epochs=1", "train.validate=false", "model.min_depth=0.5",
+               "model.max_depth=1.5")  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="unsup3d_cli"):
+        run = api.train(cfg, run_dir=tmp_path / "run", device="cpu", resume=False)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    dropped = [r["raster_dropped"] for r in records if r["kind"] == "train"]
+    warnings = [r.getMessage() for r in caplog.records if "slots_per_pixel" in r.getMessage()]
+    if slots:
+        assert dropped == [0.0, 0.0] and not warnings
+    else:
+        assert len(dropped) == 2 and min(dropped) > 0
+        assert len(warnings) == 1 and "step 1:" in warnings[0]
 
 
 def test_bad_decay_fraction_is_a_config_error():

@@ -62,7 +62,12 @@ VGG16_RELU3_3 = 16
 
 @dataclass(frozen=True)
 class LossTerms:
-    """The terms of the objective for one batch (scalars), and their weighted sum."""
+    """The terms of the objective for one batch (scalars), their weighted sum, and a count.
+
+    ``raster_dropped`` is not a term: it is the number of (triangle, pixel) candidates the
+    rasterizer's fixed-size pass had no slot for (``RasterOutput.dropped``, as a float), logged
+    beside the terms so that a rendering that lost pixels shows in the metrics.
+    """
 
     photometric: Tensor
     photometric_flip: Tensor
@@ -72,6 +77,7 @@ class LossTerms:
     view_centre: Tensor
     depth_supervised: Tensor
     total: Tensor
+    raster_dropped: Tensor
 
     def as_dict(self) -> dict[str, float]:
         """Plain floats, for logging."""
@@ -302,7 +308,8 @@ def supervised_loss(
     view_depth = Reconstruction.split(recon.view_depth)[0]
     depth = supervised_depth_loss(view_depth, gt_depth, group)
     zero = depth.new_zeros(())
-    return LossTerms(zero, zero, zero, zero, zero, zero, depth, depth)
+    dropped = _dropped(recon, zero)
+    return LossTerms(zero, zero, zero, zero, zero, zero, depth, depth, dropped)
 
 
 def total_loss(
@@ -348,7 +355,13 @@ def total_loss(
         + cfg.lam_depth_smooth * smooth
         + cfg.lam_view_centre * centre
     )
-    return LossTerms(photo, photo_flip, perc, perc_flip, smooth, centre, zero, total)
+    dropped = _dropped(recon, zero)
+    return LossTerms(photo, photo_flip, perc, perc_flip, smooth, centre, zero, total, dropped)
+
+
+def _dropped(recon: Reconstruction, zero: Tensor) -> Tensor:
+    """The reconstruction's rasterizer drop count as a scalar like ``zero`` (0 when not kept)."""
+    return zero if recon.raster_dropped is None else recon.raster_dropped.to(zero.dtype)
 
 
 def _split_channels(sigma: Tensor | None) -> tuple[Tensor | None, Tensor | None]:

@@ -420,6 +420,7 @@ class _Monitor:
         self.bar = tqdm(total=total, initial=progress.step, unit="step", dynamic_ncols=True,
                         disable=None if self.main else True, desc="train")  # fmt: skip
         self.window_images, self.window_start = 0, time.perf_counter()
+        self.warned_dropped = False
 
     def after_step(self, terms: LossTerms, images: int, progress: Progress, lr: float) -> None:
         """Count the step; every ``log_every_steps`` steps, log the averaged terms.
@@ -437,6 +438,7 @@ class _Monitor:
         values = self.group.mean(terms.stacked().float()).tolist()
         averaged = dict(zip(LossTerms.names(), values, strict=True))
         check_finite(averaged["total"], progress)
+        self._warn_dropped(averaged["raster_dropped"], progress)
         rate = self.window_images / max(time.perf_counter() - self.window_start, 1e-9)
         record = {"kind": "train", "step": progress.step, "epoch": progress.epoch,
                   **averaged, "images_per_s": rate, "lr": lr}  # fmt: skip
@@ -449,6 +451,15 @@ class _Monitor:
             log.info("step %d epoch %d loss %.4f (%.1f img/s)", progress.step, progress.epoch,
                      record["total"], rate)  # fmt: skip
         self._scalars("train", record, progress.step)
+
+    def _warn_dropped(self, dropped: float, progress: Progress) -> None:
+        """Say once when the rasterizer's fixed-size pass dropped candidates (pixels missing)."""
+        if dropped <= 0 or self.warned_dropped or not self.main:
+            return
+        self.warned_dropped = True
+        log.warning("step %d: the rasterizer dropped %.0f candidates per process for lack of "
+                    "slots, so some pixels are missing; raise renderer.slots_per_pixel "
+                    "(logged as raster_dropped)", progress.step, dropped)  # fmt: skip
 
     def after_epoch(self, val: dict[str, float] | None, progress: Progress) -> None:
         if val is None or not self.main:

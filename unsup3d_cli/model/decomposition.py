@@ -73,6 +73,8 @@ class Reconstruction(_TensorFields):
         image: reconstructed input, ``mask``-ed (0.5 where invalid), (2B, 3, H, W).
         grid: where each input-view pixel samples the canonical frame, in grid_sample's
             normalised coordinates, (2B, H, W, 2); None when not kept.
+        raster_dropped: candidates the rasterizer's fixed-size pass dropped while warping the
+            depth into the view (``RasterOutput.dropped``), 0-dim int64; None when not kept.
     """
 
     canonical_depth: Tensor
@@ -85,6 +87,7 @@ class Reconstruction(_TensorFields):
     mask: Tensor
     image: Tensor
     grid: Tensor | None = None
+    raster_dropped: Tensor | None = None
 
     @staticmethod
     def split(x: Tensor) -> tuple[Tensor, Tensor]:

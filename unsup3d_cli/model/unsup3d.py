@@ -241,7 +241,7 @@ class Unsup3D(nn.Module):
         depth = fill_border(depth, self.border_depth)  # (B, 1, H, W)
         angles, translation = self._view(signed, raw_view)  # (B, 3) each
         rotation = euler_to_rotation(angles)  # (B, 3, 3)
-        view_depth, view_mask = self.renderer.warp_depth(
+        view_depth, view_mask, _ = self.renderer.warp_depth(
             depth, rotation, translation, self.view_depth_range
         )
         return view_depth, view_mask, rotation
@@ -303,7 +303,7 @@ class Unsup3D(nn.Module):
         normal = self.renderer.normals(depth)  # (N, H, W, 3), N = 2B or B
         shading = lambertian_shading(normal, *light)  # (N, 1, H, W)
         canonical_image = albedo * shading  # (N, 3, H, W)
-        view_depth, view_mask = self.renderer.warp_depth(
+        view_depth, view_mask, dropped = self.renderer.warp_depth(
             depth, rotation, translation, self.view_depth_range
         )
         grid = self.renderer.inverse_grid(view_depth, rotation, translation)  # (N, H, W, 2)
@@ -326,6 +326,7 @@ class Unsup3D(nn.Module):
             mask=mask,
             image=warped * valid + 0.5 * (1 - valid),
             grid=grid,
+            raster_dropped=dropped,
         )
 
 

@@ -9,6 +9,7 @@ from unsup3d_cli.render.rasterize import RasterOutput, rasterize_depth
 from unsup3d_cli.render.renderer import Renderer, RendererConfig
 from unsup3d_cli.render.shading import lambertian_shading
 from unsup3d_cli.render.warp import (
+    WarpedDepth,
     interpolate_vertex_colors,
     inverse_warp_grid,
     posed_mesh,
@@ -20,6 +21,7 @@ __all__ = [
     "RasterOutput",
     "Renderer",
     "RendererConfig",
+    "WarpedDepth",
     "grid_faces",
     "interpolate_vertex_colors",
     "inverse_warp_grid",

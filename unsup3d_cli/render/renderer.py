@@ -17,6 +17,7 @@ from unsup3d_cli.geometry import (
 )
 from unsup3d_cli.render.rasterize import rasterize_depth
 from unsup3d_cli.render.warp import (
+    WarpedDepth,
     interpolate_vertex_colors,
     inverse_warp_grid,
     posed_mesh,
@@ -34,6 +35,17 @@ class RendererConfig:
     """Depth of the pivot (0, 0, d) about which viewpoint rotations are applied, in world units."""
     max_candidates: int = 4_000_000
     """Most (triangle, pixel) candidate pairs the rasterizer's visibility pass holds at once."""
+    fixed_size: bool | None = None
+    """The rasterizer's fixed-size visibility pass (no host–device synchronisation); None uses
+    it everywhere but on the CPU (see :mod:`unsup3d_cli.render.rasterize`)."""
+    slots_per_pixel: float = 4.0
+    """The fixed-size pass's candidate slots per output pixel; training logs what did not fit
+    as ``raster_dropped``."""
+
+    def raster_options(self) -> dict:
+        """Keyword arguments of :func:`~unsup3d_cli.render.rasterize.rasterize_depth`."""
+        return {"max_candidates": self.max_candidates, "fixed_size": self.fixed_size,
+                "slots_per_pixel": self.slots_per_pixel}  # fmt: skip
 
 
 class Renderer(nn.Module):
@@ -68,8 +80,8 @@ class Renderer(nn.Module):
         rotation: Tensor,
         translation: Tensor,
         depth_range: tuple[float, float],
-    ) -> tuple[Tensor, Tensor]:
-        """View depth (B, 1, H, W) and validity mask of a canonical depth map (``warp_depth``)."""
+    ) -> WarpedDepth:
+        """View depth (B, 1, H, W), validity mask and drop count of a canonical depth map."""
         return warp_depth(
             canonical_depth,
             rotation,
@@ -77,7 +89,7 @@ class Renderer(nn.Module):
             self.intrinsics(canonical_depth),
             self.cfg.rot_center_depth,
             depth_range,
-            max_candidates=self.cfg.max_candidates,
+            **self.cfg.raster_options(),
         )
 
     def inverse_grid(self, view_depth: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
@@ -116,9 +128,7 @@ class Renderer(nn.Module):
             canonical_depth, rotation, translation, intrinsics, self.cfg.rot_center_depth
         )
         size = tuple(canonical_depth.shape[-2:])
-        raster = rasterize_depth(
-            vertices, faces, intrinsics, size, max_candidates=self.cfg.max_candidates
-        )
+        raster = rasterize_depth(vertices, faces, intrinsics, size, **self.cfg.raster_options())
         per_vertex = colors.flatten(2).transpose(1, 2)  # (B, H·W, C)
         image = interpolate_vertex_colors(raster, faces, per_vertex)  # (B, C, H, W)
         mask = raster.covered.to(image.dtype)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -15,6 +17,20 @@ from unsup3d_cli.geometry import (
 )
 from unsup3d_cli.render.mesh import grid_faces
 from unsup3d_cli.render.rasterize import RasterOutput, rasterize_depth
+
+
+class WarpedDepth(NamedTuple):
+    """A canonical depth map rendered in a view (:func:`warp_depth`).
+
+    Attributes:
+        depth: view depth clamped to the depth range, (B, 1, H, W).
+        mask: 1 where ``depth`` is below the range's top, float, (B, 1, H, W).
+        dropped: the rasterizer's dropped candidates (``RasterOutput.dropped``), 0-dim int64.
+    """
+
+    depth: Tensor
+    mask: Tensor
+    dropped: Tensor
 
 
 def posed_mesh(
@@ -40,9 +56,8 @@ def warp_depth(
     intrinsics: Tensor,
     pivot_depth: float,
     depth_range: tuple[float, float],
-    *,
-    max_candidates: int = 4_000_000,
-) -> tuple[Tensor, Tensor]:
+    **raster_options,
+) -> WarpedDepth:
     """Render the canonical depth map as a mesh seen from the viewpoint (R, t).
 
     Args:
@@ -53,18 +68,19 @@ def warp_depth(
         pivot_depth: z of the rotation pivot.
         depth_range: (lo, hi) clamp of the rendered depth; pixels at ``hi`` (background
             included) are invalid. The clamp stops gradients at clamped pixels, as in the original.
-        max_candidates: chunk size of the rasterizer's visibility pass.
+        **raster_options: keyword arguments of :func:`rasterize_depth` (``max_candidates``,
+            ``fixed_size``, ``slots_per_pixel``).
 
     Returns:
-        View depth (B, 1, H, W) clamped to ``depth_range``, and the validity mask (B, 1, H, W),
-        float, 1 where depth < hi.
+        The :class:`WarpedDepth`: view depth clamped to ``depth_range``, the validity mask (1
+        where depth < hi) and the rasterizer's drop count.
     """
     vertices, faces = posed_mesh(canonical_depth, rotation, translation, intrinsics, pivot_depth)
     size = tuple(canonical_depth.shape[-2:])
-    raster = rasterize_depth(vertices, faces, intrinsics, size, max_candidates=max_candidates)
+    raster = rasterize_depth(vertices, faces, intrinsics, size, **raster_options)
     lo, hi = depth_range
     depth = raster.depth.clamp(lo, hi)
-    return depth, (depth < hi).to(depth.dtype)
+    return WarpedDepth(depth, (depth < hi).to(depth.dtype), raster.dropped)
 
 
 def inverse_warp_grid(
