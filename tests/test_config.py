@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -325,3 +326,10 @@ def test_override_int_and_none_for_optional_fields() -> None:
 def test_bad_overrides_raise(override: str, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
         apply_overrides(ExperimentConfig(), [override])
+
+
+@pytest.mark.parametrize("override", ["renderer.slots_per_pixel=-1", "renderer.max_candidates=0"])
+def test_bad_rasterizer_settings_are_config_errors(override: str) -> None:
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=f"{re.escape(key)} must be >= "):
+        apply_overrides(ExperimentConfig(name="t"), [override])

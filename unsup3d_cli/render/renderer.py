@@ -42,6 +42,13 @@ class RendererConfig:
     """The fixed-size pass's candidate slots per output pixel; training logs what did not fit
     as ``raster_dropped``."""
 
+    def __post_init__(self) -> None:
+        """Reject a negative slot count or a chunk size below 1."""
+        if self.slots_per_pixel < 0:
+            raise ValueError(f"renderer.slots_per_pixel must be >= 0, got {self.slots_per_pixel}")
+        if self.max_candidates < 1:
+            raise ValueError(f"renderer.max_candidates must be >= 1, got {self.max_candidates}")
+
     def raster_options(self) -> dict:
         """Keyword arguments of :func:`~unsup3d_cli.render.rasterize.rasterize_depth`."""
         return {"max_candidates": self.max_candidates, "fixed_size": self.fixed_size,
