@@ -292,6 +292,24 @@ def test_resume_refuses_a_different_model(tmp_path):
         api.train(_cfg("model.width=20"), run_dir=tmp_path, device="cpu")
 
 
+def test_resume_takes_a_checkpoint_from_before_a_new_key_and_new_raster_settings(tmp_path):
+    api.train(_cfg("train.max_steps=1"), run_dir=tmp_path, device="cpu")
+    last = tmp_path / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    for key in ("fixed_size", "slots_per_pixel"):  # written before these keys existed
+        del state["config"]["renderer"][key]
+    torch.save(state, last)
+    api.train(_cfg("train.max_steps=2", "renderer.slots_per_pixel=2", "renderer.max_candidates=9"),
+              run_dir=tmp_path, device="cpu")  # fmt: skip
+    assert load_checkpoint(last)["step"] == 2
+    with pytest.raises(ConfigError, match="'renderer' section"):
+        api.train(_cfg("train.max_steps=3", "renderer.fov_deg=12"), run_dir=tmp_path, device="cpu")
+    state["config"]["renderer"]["future_key"] = 1
+    torch.save(state, last)
+    with pytest.raises(ConfigError, match=r"cannot resume from it: .*future_key"):
+        api.train(_cfg("train.max_steps=3"), run_dir=tmp_path, device="cpu")
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     api.train(_cfg("train.num_epochs=1"), run_dir=tmp_path, device="cpu")
     before = _weights(tmp_path)

@@ -22,6 +22,7 @@ from torch import nn
 from unsup3d_cli.config import (
     ConfigError,
     ExperimentConfig,
+    config_from_dict,
     config_to_dict,
     dump_config,
 )
@@ -183,11 +184,23 @@ def _prepare_run_dir(paths: RunPaths, resume: bool) -> None:
 
 
 def _check_resumable(cfg: ExperimentConfig, state: dict, path: Path) -> None:
-    """The model and renderer sections must match the checkpoint's to resume from it."""
+    """The model and the camera must match the checkpoint's to resume from it.
+
+    The checkpoint's sections are read with today's defaults for the keys added since it was
+    written. The rasterizer's execution settings (chunk size, fixed-size pass, slots) change
+    how a rendering is computed, not what it is, so they may differ.
+    """
     stored = state.get("config", {})
-    current = config_to_dict(cfg)
-    for section in ("model", "renderer"):
-        if stored.get(section) != current[section]:
+    try:
+        before = config_from_dict({k: stored.get(k, {}) for k in ("model", "renderer")})
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: cannot resume from it: {exc}") from None
+    differs = {
+        "model": config_to_dict(before.model) != config_to_dict(cfg.model),
+        "renderer": before.renderer.rendering() != cfg.renderer.rendering(),
+    }
+    for section, different in differs.items():
+        if different:
             raise ConfigError(
                 f"{path} was trained with a different '{section}' section; resume with the same "
                 "config, or start over with --no-resume or another --run-dir"

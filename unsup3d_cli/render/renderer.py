@@ -49,6 +49,10 @@ class RendererConfig:
         if self.max_candidates < 1:
             raise ValueError(f"renderer.max_candidates must be >= 1, got {self.max_candidates}")
 
+    def rendering(self) -> dict:
+        """The settings that change what is rendered (the camera), not how it is computed."""
+        return {"fov_deg": self.fov_deg, "rot_center_depth": self.rot_center_depth}
+
     def raster_options(self) -> dict:
         """Keyword arguments of :func:`~unsup3d_cli.render.rasterize.rasterize_depth`."""
         return {"max_candidates": self.max_candidates, "fixed_size": self.fixed_size,
