@@ -438,13 +438,13 @@ class _Monitor:
         values = self.group.mean(terms.stacked().float()).tolist()
         averaged = dict(zip(LossTerms.names(), values, strict=True))
         check_finite(averaged["total"], progress)
-        self._warn_dropped(averaged["raster_dropped"], progress)
         rate = self.window_images / max(time.perf_counter() - self.window_start, 1e-9)
         record = {"kind": "train", "step": progress.step, "epoch": progress.epoch,
                   **averaged, "images_per_s": rate, "lr": lr}  # fmt: skip
         self.window_images, self.window_start = 0, time.perf_counter()
         if not self.main:
             return
+        self._warn_dropped(record["raster_dropped"], progress)
         self.metrics.write(record)
         self.bar.set_postfix(loss=f"{record['total']:.4f}", img_s=f"{rate:.1f}")
         if self.bar.disable:
@@ -454,7 +454,7 @@ class _Monitor:
 
     def _warn_dropped(self, dropped: float, progress: Progress) -> None:
         """Say once when the rasterizer's fixed-size pass dropped candidates (pixels missing)."""
-        if dropped <= 0 or self.warned_dropped or not self.main:
+        if dropped <= 0 or self.warned_dropped:
             return
         self.warned_dropped = True
         log.warning("step %d: the rasterizer dropped %.0f candidates per process for lack of "
