@@ -10,7 +10,10 @@ rotation/relief trade-off that use the generator's ``meta.jsonl``: the least-squ
 the predicted yaw and pitch on the true ones (1 is right; < 1 means under-rotated views), and
 the median per-image least-squares scale between the true and the predicted log-depth
 deviations (1 is right; < 1 means a too-deep relief), and the mean per-image standard
-deviation of the canonical depth (0: a flat depth map, whatever the scale says). The roll slope
+deviation of the canonical depth (0: a flat depth map, whatever the scale says). Whether the
+depth follows each head rather than drawing one mean head: the spread across faces of the share
+of the canonical depth map nearer than 0.97 (the head area), and its correlation with the
+generator's ``face_fraction`` (the truth's spread is ~0.11). The roll slope
 and the share of images whose predicted view sits at the edge of its range (any angle beyond 95% of
 ``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there.
 Each evaluation is one JSON line on stdout and in ``--out``; with ``--ema`` each weight
@@ -70,21 +73,27 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def validation_set(cfg, count: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """First ``count`` validation images, depths and true (pitch, yaw, roll) in radians."""
+def validation_set(cfg, count: int) -> tuple[torch.Tensor, ...]:
+    """First ``count`` validation images, depths, true (pitch, yaw, roll) in radians and the
+    share of the frame each face covers (``face_fraction``; NaN where the generator has none)."""
     root = Path(cfg.data.root) / "val"
     dataset = PairedDepthDataset(root, crop=cfg.data.crop)
     meta = {}
     for line in (root / "meta.jsonl").read_text().splitlines():
         record = json.loads(line)
-        meta[Path(record["image"]).name] = record["view_angles_rad"][:3]
-    images, depths, angles = [], [], []
+        meta[Path(record["image"]).name] = record
+    images, depths, angles, fractions = [], [], [], []
     for index in range(min(count, len(dataset))):
         item = dataset[index]
         images.append(item["image"])
         depths.append(item["depth"])
-        angles.append(meta[Path(item["path"]).name])
-    return torch.stack(images), torch.stack(depths), torch.tensor(angles)
+        record = meta[Path(item["path"]).name]
+        angles.append(record["view_angles_rad"][:3])
+        fractions.append(record.get("face_fraction", math.nan))
+    return torch.stack(images), torch.stack(depths), torch.tensor(angles), torch.tensor(fractions)
+
+
+HEAD_DEPTH = 0.97  # canonical depth nearer than this counts as head (the pivot is at 1.0)
 
 
 def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
@@ -94,9 +103,9 @@ def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def score(model, images, depths, angles) -> dict[str, float]:
+def score(model, images, depths, angles, fractions) -> dict[str, float]:
     model.eval()
-    sides, mads, scales, views, reliefs = [], [], [], [], []
+    sides, mads, scales, views, reliefs, areas = [], [], [], [], [], []
     for start in range(0, len(images), 64):
         image, gt = images[start : start + 64], depths[start : start + 64]
         prediction = predict_view_depth(model, image)
@@ -114,7 +123,9 @@ def score(model, images, depths, angles) -> dict[str, float]:
         decomp = model(image)
         views.append(decomp.view_angles)
         reliefs.append(decomp.depth_unbordered.std(dim=(1, 2, 3)))
+        areas.append((decomp.depth_unbordered < HEAD_DEPTH).float().mean(dim=(1, 2, 3)))
     model.train()
+    area = torch.cat(areas)
     view = torch.cat(views)
     side, mad = torch.cat(sides), torch.cat(mads)
     ok = torch.isfinite(side)
@@ -129,6 +140,8 @@ def score(model, images, depths, angles) -> dict[str, float]:
         "at_range_limit": float((view.abs() > limit).any(dim=1).float().mean()),
         "relief_scale_median": float(torch.tensor(scales).median()) if scales else math.nan,
         "canonical_depth_std": float(torch.cat(reliefs).mean()),
+        "head_area_std": float(area.std()),
+        "head_area_corr": float(torch.corrcoef(torch.stack([area, fractions]))[0, 1]),
         "mean_pitch_deg": float(view[:, 0].mean().rad2deg()),
         "mean_yaw_deg": float(view[:, 1].mean().rad2deg()),
     }

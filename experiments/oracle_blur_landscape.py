@@ -1,0 +1,159 @@
+"""Which yaw does a blurred but otherwise exact canonical image prefer? An oracle test.
+
+    python experiments/oracle_blur_landscape.py --num 24
+
+As ``oracle_pose_landscape.py`` (the generator's exact canonical frame of each face, its
+background at the rotation pivot, warped by our renderer to the true pose), but the yaw is
+scaled by k (k = 1 is the truth, k = 0 the front) and the canonical image is blurred with a
+Gaussian of σ pixels before the warp, the way a trained model's canonical albedo is a blurred
+head. The depth stays exact. The L1 per image pixel against the real input, mean over the faces
+whose |yaw| is at least ``--min-yaw``, says at which k each blur has its minimum: if it moves
+below 1 as σ grows, a blurred canonical image by itself asks for under-rotated views.
+Writes ``experiments/results/oracle_blur_landscape.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from oracle_pose_landscape import BACKGROUND, canonical_scene, render_at
+
+from unsup3d_cli.pretrained import build_model, load_into, load_weights
+from unsup3d_cli.render import Renderer
+from unsup3d_cli.synth_mesh import (
+    MeshSynthConfig,
+    build_scene,
+    euler_rotation,
+    render_scene,
+    sample_mesh_face,
+)
+from unsup3d_cli.weights import bundled_model_path
+
+
+def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(C, H, W) blurred with a separable Gaussian of ``sigma`` pixels, edges replicated."""
+    if sigma <= 0:
+        return image
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    kernel = torch.exp(-(x**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    channels = image.shape[0]
+    out = F.pad(image[None], (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(out, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    out = F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+    return out[0]
+
+
+def model_canonical(model, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A trained model's canonical image (albedo × shading) and depth for one input (3, S, S)."""
+    with torch.no_grad():
+        decomp = model(target[None].float())
+        recon = model.reconstruct(decomp, mirror=False)
+    return recon.canonical_image[0], decomp.depth[0]
+
+
+def turned_faces(num: int, min_yaw: float, seed: int, cfg: MeshSynthConfig) -> list[tuple]:
+    """``num`` faces turned by at least ``min_yaw`` degrees: (spec, scene, input image,
+    exact canonical image, exact canonical depth with the background at the pivot)."""
+    faces, index = [], 0
+    while len(faces) < num:
+        spec = sample_mesh_face(index, seed, cfg)
+        index += 1
+        if abs(math.degrees(float(spec.angles[1]))) < min_yaw:
+            continue
+        scene = build_scene(spec, cfg)
+        target, _, _ = render_scene(scene, spec, cfg)
+        canon = canonical_scene(scene, cfg.rot_center_depth)
+        canon_image, canon_depth, _ = render_scene(canon, spec, cfg)
+        depth = torch.where(canon_depth < BACKGROUND, canon_depth, torch.ones_like(canon_depth))
+        faces.append((spec, scene, target, canon_image, depth))
+    return faces
+
+
+def canonical_variants(face, mean_depth, blurs, depth_blurs, model) -> dict[str, tuple]:
+    """The canonical (image, depth) pairs to warp for one face, by name."""
+    _, _, target, image, depth = face
+    variants = {f"exact image, blur {b:g} px; exact depth": (gaussian_blur(image, b), depth)
+                for b in blurs}  # fmt: skip
+    for b in depth_blurs:
+        variants[f"exact image; exact depth, blur {b:g} px"] = (image, gaussian_blur(depth, b))
+    variants["exact image; mean exact depth"] = (image, mean_depth)
+    if model is not None:
+        model_image, model_depth = model_canonical(model, target)
+        variants["exact image; model depth"] = (image, model_depth)
+        variants["model image; exact depth"] = (model_image, depth)
+        variants["model image; model depth"] = (model_image, model_depth)
+    return variants
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num", type=int, default=24, help="faces with |yaw| over --min-yaw")
+    parser.add_argument("--min-yaw", type=float, default=20.0)
+    parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument("--factors", default="0,0.25,0.5,0.75,1,1.25")
+    parser.add_argument("--blurs", default="0,1,2,3,4,6", help="Gaussian σ in pixels")
+    parser.add_argument("--depth-blurs", default="1,2,4", help="Gaussian σ for the depth alone")
+    parser.add_argument(
+        "--model", action="store_true",
+        help="also swap in a trained model's canonical image and depth (default: the bundle)",
+    )  # fmt: skip
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "oracle_blur_landscape.json"
+    )
+    args = parser.parse_args()
+    cfg, renderer = MeshSynthConfig(), Renderer()
+    model, checkpoint = None, args.checkpoint or bundled_model_path()
+    if args.model:
+        loaded = load_weights(checkpoint)
+        model = build_model(loaded.config)
+        load_into(model, loaded, str(checkpoint))
+        model.eval()
+    factors = [float(x) for x in args.factors.split(",")]
+    blurs = [float(x) for x in args.blurs.split(",")]
+    depth_blurs = [float(x) for x in args.depth_blurs.split(",") if x]
+    faces = turned_faces(args.num, args.min_yaw, args.seed, cfg)
+    mean_depth = torch.stack([face[4] for face in faces]).mean(0)  # a generic, exact mean head
+    sums: dict[tuple[str, float], float] = {}
+    for face in faces:
+        spec, scene, target = face[:3]
+        variants = canonical_variants(face, mean_depth, blurs, depth_blurs, model)
+        for name, (image_c, depth_c) in variants.items():
+            for k in factors:
+                angles = spec.angles.clone()
+                angles[1] = angles[1] * k
+                image, valid = render_at(
+                    renderer, image_c.float(), depth_c.float(), euler_rotation(angles),
+                    scene.translation,
+                )  # fmt: skip
+                error = (image - target).abs().mean(0, keepdim=True) * valid  # (1, S, S)
+                sums[(name, k)] = sums.get((name, k), 0.0) + float(error.mean()) / args.num
+    rows = []
+    for name in dict.fromkeys(n for n, _ in sums):
+        row = {"canonical": name, "l1_by_factor": {f"{k:g}": round(sums[(name, k)], 5)
+                                                   for k in factors}}  # fmt: skip
+        row["best_factor"] = min(factors, key=lambda k: sums[(name, k)])
+        rows.append(row)
+        print(json.dumps(row))
+    options = [f"--num {args.num}", f"--min-yaw {args.min_yaw:g}", f"--seed {args.seed}",
+               f"--factors {args.factors}", f"--blurs {args.blurs}",
+               f"--depth-blurs {args.depth_blurs}"]  # fmt: skip
+    options += ["--model"] if args.model else []
+    record = {"command": "python experiments/oracle_blur_landscape.py " + " ".join(options),
+              "checkpoint": str(checkpoint) if args.model else None,
+              "note": "yaw = k × true yaw; pitch, roll and translation true; the canonical "
+              "background at the pivot (1.0); L1 per image pixel over the whole frame, mean "
+              "over faces", "rows": rows}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Is a trained model's under-rotated yaw a minimum of its own loss? A yaw scan.
+
+    python experiments/yaw_landscape.py [--checkpoint CKPT] [--data data/synth_mesh/train]
+
+For faces turned by at least ``--min-yaw`` degrees, the model predicts its decomposition once;
+then only the yaw is changed, every other factor kept (depth, albedo, light, pitch, roll,
+translation, confidence maps), and the reconstruction error is measured:
+
+- ``scaled k``: the predicted yaw times k (k = 1 is the model's own answer);
+- ``true``: the generator's yaw in place of the predicted one.
+
+Two errors per setting, averaged over the faces, each on the pixels both reconstructions
+cover: the plain L1 of the canonical and the mirrored reconstruction (in [0, 1] units), and
+the model's training objective (the confidence-weighted photometric terms, ``L + λf·L'``).
+If the errors fall for k > 1, the loss itself asks for more rotation and the views grow as
+fast as the optimiser moves them; if k = 1 is the lowest, the rest of the decomposition has
+settled around the under-rotated views. Also prints how the predicted x-translation follows
+the true yaw (a turn the view leaves out can be taken as a sideways shift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from unsup3d_cli.data import load_image
+from unsup3d_cli.losses import photometric_nll
+from unsup3d_cli.model.decomposition import Reconstruction
+from unsup3d_cli.pretrained import build_model, load_into, load_weights
+from unsup3d_cli.weights import bundled_model_path
+
+REPO = Path(__file__).resolve().parents[1]
+FACTORS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
+
+
+def errors(model, image: torch.Tensor, decomp, lam_flip: float) -> dict[str, float]:
+    """Plain L1 of both reconstructions and the confidence-weighted objective, per batch."""
+    recon = model.reconstruct(decomp)
+    mine, flipped = Reconstruction.split(recon.image)
+    sigma, sigma_flip = decomp.confidence[:, :1], decomp.confidence[:, 1:]
+    out = {
+        "l1": float(((mine - image).abs() * recon.mask).sum() / (3 * recon.mask.sum())),
+        "l1_flip": float(((flipped - image).abs() * recon.mask).sum() / (3 * recon.mask.sum())),
+    }
+    objective = photometric_nll(mine, image, recon.mask, sigma) + lam_flip * photometric_nll(
+        flipped, image, recon.mask, sigma_flip
+    )
+    out["objective"] = float(objective)
+    return out
+
+
+def symmetrized(decomp):
+    """The decomposition with its canonical depth and albedo averaged with their mirror."""
+
+    def sym(x: torch.Tensor) -> torch.Tensor:
+        return (x + x.flip(-1)) / 2
+
+    return replace(decomp, depth=sym(decomp.depth), albedo=sym(decomp.albedo))
+
+
+def scan(
+    checkpoint: Path, data: Path, min_yaw: float, limit: int, lam_flip: float, symmetric: bool
+) -> dict:
+    loaded = load_weights(checkpoint)
+    model = build_model(loaded.config)
+    load_into(model, loaded, str(checkpoint))
+    model.eval()
+    records = [json.loads(line) for line in (data / "meta.jsonl").read_text().splitlines()]
+    all_true = torch.tensor([r["view_angles_rad"] for r in records])
+    keep = [i for i, r in enumerate(records) if abs(r["view_angles_deg"][1]) >= min_yaw][:limit]
+    images = torch.stack([load_image(data / records[i]["image"]) for i in keep])
+    true = all_true[keep]
+    rows: dict[str, list[dict[str, float]]] = {}
+    tx, yaw_pred = [], []
+    with torch.no_grad():
+        for start in range(0, len(keep), 32):
+            image = images[start : start + 32]
+            decomp = model(image)
+            if symmetric:
+                decomp = symmetrized(decomp)
+            yaw_pred.append(decomp.view_angles[:, 1])
+            tx.append(decomp.view_translation[:, 0])
+            settings = {f"scaled {k:g}": decomp.view_angles[:, 1] * k for k in FACTORS}
+            settings["true"] = true[start : start + 32, 1]
+            for name, yaw in settings.items():
+                angles = decomp.view_angles.clone()
+                angles[:, 1] = yaw
+                err = errors(model, image, replace(decomp, view_angles=angles), lam_flip)
+                rows.setdefault(name, []).append(err | {"n": len(image)})
+    table = {}
+    for name, parts in rows.items():
+        n = sum(p["n"] for p in parts)
+        table[name] = {
+            key: round(sum(p[key] * p["n"] for p in parts) / n, 5)
+            for key in ("l1", "l1_flip", "objective")
+        }
+    yaw_t, yaw_p, shift = true[:, 1], torch.cat(yaw_pred), torch.cat(tx)
+
+    def corr(a: torch.Tensor, b: torch.Tensor) -> float:
+        a, b = a - a.mean(), b - b.mean()
+        return round(float((a * b).sum() / (a.norm() * b.norm())), 3)
+
+    return {
+        "checkpoint": str(checkpoint),
+        "data": str(data),
+        "faces": len(keep),
+        "min_abs_yaw_deg": min_yaw,
+        "lam_flip": lam_flip,
+        "symmetrized": symmetric,
+        "mean_abs_yaw_deg": {
+            "true": round(math.degrees(float(yaw_t.abs().mean())), 2),
+            "predicted": round(math.degrees(float(yaw_p.abs().mean())), 2),
+        },
+        "x_translation_vs_true_yaw_corr": corr(shift, yaw_t),
+        "x_translation_vs_predicted_yaw_corr": corr(shift, yaw_p),
+        "errors": table,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: bundled model")
+    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_mesh" / "train")
+    parser.add_argument("--min-yaw", type=float, default=20.0, help="degrees")
+    parser.add_argument("--limit", type=int, default=256, help="faces at most")
+    parser.add_argument("--lam-flip", type=float, default=0.5)
+    parser.add_argument(
+        "--symmetrize", action="store_true", help="average depth and albedo with their mirror"
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    row = scan(
+        args.checkpoint or bundled_model_path(),
+        args.data,
+        args.min_yaw,
+        args.limit,
+        args.lam_flip,
+        args.symmetrize,
+    )
+    print(json.dumps(row, indent=1))
+    if args.out is not None:
+        args.out.write_text(json.dumps(row, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
