@@ -3,9 +3,11 @@
     python experiments/bundle_model.py            # data (once), 60-minute training, bundle, eval
 
 Generates the mesh faces when ``--data`` has none (``unsup3d synth --style mesh``), trains
-``configs/synth_mesh.yaml`` for ``--minutes`` minutes of steps, writes the last checkpoint as a
-float16 safetensors bundle (``unsup3d convert``) into the package, and scores the bundle beside
-the constant and average-ground-truth baselines on the test split (``unsup3d eval``). Every
+``configs/synth_mesh.yaml`` for ``--minutes`` minutes of steps, writes the checkpoint with the
+lowest validation loss (``best.pt``; ``--use last`` takes the last step's) as a float16
+safetensors bundle (``unsup3d convert``) into the package, and scores the bundle beside the
+constant and average-ground-truth baselines on the test split (``unsup3d eval``), then both
+training checkpoints (``bundle_model_eval_best.json``, ``bundle_model_eval_last.json``). Every
 command is printed and recorded with its wall time in ``experiments/results/bundle_model.json``.
 """
 
@@ -33,6 +35,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "synth_mesh.yaml")
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--run-dir", type=Path, default=REPO / "runs" / "bundle")
+    parser.add_argument(
+        "--use", choices=("best", "last"), default="best",
+        help="the checkpoint to bundle: lowest validation loss, or last step",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=BUNDLE)
     parser.add_argument("--results", type=Path, default=REPO / "experiments" / "results")
     return parser.parse_args()
@@ -46,19 +52,33 @@ def main() -> None:
              "--set", f"data.root={args.data}", "--set", f"train.max_minutes={args.minutes}",
              "--set", f"train.seed={args.seed}"]  # fmt: skip
     rec.run(train, "train")
-    checkpoint = args.run_dir / "checkpoints" / "last.pt"
-    recipe = f"{args.config.name}, {args.minutes:g} minutes of steps, seed {args.seed}"
+    folder = args.run_dir / "checkpoints"
+    checkpoint = folder / f"{args.use}.pt"
+    other = folder / ("last.pt" if args.use == "best" else "best.pt")
+    recipe = (f"{args.config.name}, {args.minutes:g} minutes of steps, seed {args.seed}, "
+              f"{'lowest validation loss' if args.use == 'best' else 'last step'}")  # fmt: skip
     rec.run(["convert", str(checkpoint), "--out", str(args.out), "--recipe", recipe, "--force"],
             "bundle")  # fmt: skip
     report = args.results / "bundle_model_eval.json"
     rec.run(["eval", "--data", str(args.data / "test"), "--checkpoint", str(args.out),
              "--baseline", "const", "--baseline", "avg-gt", "--out", str(report)],
             "eval")  # fmt: skip
-    state = load_checkpoint(checkpoint)  # the run's own totals (a resumed run logs the resume)
+    for each in (checkpoint, other):  # both training checkpoints, float32, side by side
+        if each.is_file():
+            rec.run(["eval", "--data", str(args.data / "test"), "--checkpoint", str(each),
+                     "--out", str(args.results / f"bundle_model_eval_{each.stem}.json")],
+                    f"eval {each.name}")  # fmt: skip
+    state = load_checkpoint(folder / "last.pt")  # the run's own totals (a resumed run logs it)
+    bundled = load_checkpoint(checkpoint)
     record = {
         "bundle": str(args.out),
         "bytes": args.out.stat().st_size,
         "training": {"steps": state["step"], "minutes_of_steps": round(state["elapsed_s"] / 60, 2)},
+        "bundled_checkpoint": {
+            "file": checkpoint.name,
+            "step": bundled["step"],
+            "validation_loss": (bundled.get("best_val") or [None])[0],
+        },
         "commands": rec.log,
         "machine": {
             "platform": platform.platform(),

@@ -21,7 +21,7 @@ from unsup3d_cli.engine.trainer import (
     build_optimizer,
     compute_loss,
 )
-from unsup3d_cli.losses import LossConfig
+from unsup3d_cli.losses import LossConfig, flip_weight
 from unsup3d_cli.synthetic import synthetic_sample
 
 TINY = [
@@ -402,3 +402,44 @@ def test_time_budget_stops_training(tmp_path):
     run = api.train(_cfg("train.max_minutes=0.0001"), run_dir=tmp_path, device="cpu")
     state = load_checkpoint(run / "checkpoints" / "last.pt")
     assert state["step"] == 1 and state["elapsed_s"] > 0
+
+
+def test_best_checkpoint_is_the_epoch_with_the_lowest_validation_loss(tmp_path):
+    cfg = _cfg("train.num_epochs=4")
+    run = api.train(cfg, run_dir=tmp_path, device="cpu")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if r["kind"] == "val"]
+    lowest = min(val, key=lambda r: r["total"])
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["step"] == lowest["step"] and best["epoch"] == lowest["epoch"] + 1
+    assert best["best_val"] == [pytest.approx(lowest["total"]), flip_weight(cfg.loss, 0)]
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["best_val"] == best["best_val"]
+
+
+def test_record_best_keeps_the_lowest_and_restarts_with_a_new_flip_weight():
+    setup = _setup(_cfg("loss.lam_flip=0.5", "loss.lam_flip_start_epoch=2"))
+    loop = trainer._Loop(setup, trainer.Progress(), None, None)
+    seen = []
+    for epoch, total in enumerate([3.0, 2.0, 5.0, 4.0, 4.5]):
+        loop.progress.epoch = epoch
+        seen.append((trainer._record_best(loop, total), loop.progress.best_val))
+    assert seen == [
+        (True, (3.0, 1.0)),
+        (True, (2.0, 1.0)),
+        (True, (5.0, 0.5)),  # the flip weight changed: totals are not comparable
+        (True, (4.0, 0.5)),
+        (False, (4.0, 0.5)),
+    ]
+
+
+def test_best_checkpoint_tally_survives_a_resume_and_can_be_off(tmp_path):
+    api.train(_cfg("train.num_epochs=2"), run_dir=tmp_path / "a", device="cpu")
+    first = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")["best_val"]
+    run = api.train(_cfg("train.num_epochs=4"), run_dir=tmp_path / "a", device="cpu")
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    totals = [r["total"] for r in records if r["kind"] == "val"]
+    assert len(totals) == 4 and first[0] == pytest.approx(min(totals[:2]))
+    best = load_checkpoint(run / "checkpoints" / "best.pt")["best_val"]
+    assert best[0] == pytest.approx(min(totals))
+    off = api.train(_cfg("train.keep_best=false"), run_dir=tmp_path / "b", device="cpu")
+    assert not (off / "checkpoints" / "best.pt").exists()

@@ -28,6 +28,8 @@ PROGRAM = "unsup3d_cli"
 """Marker stored under ``state["program"]`` to recognise our checkpoints."""
 LAST_NAME = "last.pt"
 """File name of the rolling latest checkpoint in a checkpoint folder."""
+BEST_NAME = "best.pt"
+"""File name of the checkpoint with the lowest validation loss (``TrainConfig.keep_best``)."""
 
 _STEP_PATTERN = re.compile(r"step-(\d+)\.pt")
 _GLOBAL_PATTERN = re.compile(r"GLOBAL ([\w.]+)")

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from unsup3d_cli.engine.averaging import WeightAverage
 from unsup3d_cli.engine.checkpoint import (
+    BEST_NAME,
     LAST_NAME,
     CheckpointError,
     prune_checkpoints,
@@ -28,7 +29,13 @@ from unsup3d_cli.engine.checkpoint import (
 )
 from unsup3d_cli.engine.distributed import ProcessGroup
 from unsup3d_cli.engine.logging import MetricsWriter
-from unsup3d_cli.losses import LossConfig, LossTerms, supervised_loss, total_loss
+from unsup3d_cli.losses import (
+    LossConfig,
+    LossTerms,
+    flip_weight,
+    supervised_loss,
+    total_loss,
+)
 from unsup3d_cli.model import PRECISIONS, Decomposition, Reconstruction, Unsup3D
 
 TRAIN_PRECISIONS = ("auto", *PRECISIONS)
@@ -83,6 +90,12 @@ class TrainConfig:
     """Epochs between numbered checkpoints (last.pt is written at every epoch end)."""
     keep_checkpoints: int = 2
     """Numbered checkpoints to keep (-1 keeps all)."""
+    keep_best: bool = True
+    """Also keep ``checkpoints/best.pt``: the state at the end of the epoch with the lowest
+    validation loss so far (needs ``validate``). The loss's flip weight changes at
+    ``loss.lam_flip_start_epoch``, which makes totals before and after incomparable, so the
+    tally starts again there. On the mesh faces the validation loss rises again over the last
+    10% of a run, where the learning rate falls to 0 while the training loss keeps dropping."""
     validate: bool = True
     """Run a validation pass after every epoch."""
     tensorboard: bool = True
@@ -129,6 +142,9 @@ class Progress:
     batch_in_epoch: int = 0
     elapsed_s: float = 0.0
     """Seconds spent in optimisation steps so far, over every resumed session."""
+    best_val: tuple[float, float] | None = None
+    """(lowest validation loss, the flip weight it was scored with), or None before the
+    first validation (``TrainConfig.keep_best``)."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,11 @@ class RunPaths:
     def last(self) -> Path:
         """The checkpoint written at every epoch end, interruption and stop."""
         return self.checkpoints / LAST_NAME
+
+    @property
+    def best(self) -> Path:
+        """The checkpoint of the epoch with the lowest validation loss."""
+        return self.checkpoints / BEST_NAME
 
     @property
     def metrics(self) -> Path:
@@ -348,6 +369,7 @@ def checkpoint_state(setup: TrainingSetup, progress: Progress) -> dict[str, Any]
         "epoch": progress.epoch,
         "batch_in_epoch": progress.batch_in_epoch,
         "elapsed_s": progress.elapsed_s,
+        "best_val": None if progress.best_val is None else list(progress.best_val),
         "config": setup.config_dict,
         "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
     }
@@ -368,8 +390,13 @@ def restore_state(setup: TrainingSetup, state: dict[str, Any]) -> Progress:
             setup.average = WeightAverage(setup.model, setup.average.decay)
     torch.set_rng_state(state["rng"]["torch"])
     random.setstate(state["rng"]["python"])
+    best = state.get("best_val")
     return Progress(
-        state["step"], state["epoch"], state["batch_in_epoch"], state.get("elapsed_s", 0.0)
+        state["step"],
+        state["epoch"],
+        state["batch_in_epoch"],
+        state.get("elapsed_s", 0.0),
+        None if best is None else (float(best[0]), float(best[1])),
     )
 
 
@@ -588,9 +615,24 @@ def _run(
             return
         val = validate(setup, progress.epoch) if setup.val_loader is not None else None
         monitor.after_epoch(val, progress)
+        best = cfg.keep_best and val is not None and _record_best(loop, val["total"])
         progress.epoch += 1
         progress.batch_in_epoch = 0
-        _save_epoch(loop, paths)
+        _save_epoch(loop, paths, best)
+
+
+def _record_best(loop: _Loop, total: float) -> bool:
+    """Whether ``total`` is the lowest validation loss so far under the current flip weight.
+
+    If it is, it becomes ``progress.best_val``.
+    """
+    progress = loop.progress
+    lam_flip = flip_weight(loop.setup.loss_cfg, progress.epoch)
+    if progress.best_val is not None and progress.best_val[1] == lam_flip:
+        if not total < progress.best_val[0]:
+            return False
+    progress.best_val = (total, lam_flip)
+    return True
 
 
 def _reached_steps(cfg: TrainConfig, progress: Progress) -> bool:
@@ -647,11 +689,12 @@ def _run_epoch(loop: _Loop) -> bool:
     return True
 
 
-def _save(loop: _Loop, path: Path, numbered: bool = False) -> None:
+def _save(loop: _Loop, path: Path, numbered: bool = False, best: bool = False) -> None:
     """Check the last step's loss (every process), then write ``path`` (the main process).
 
     With ``numbered`` the same state also goes to this step's numbered checkpoint, and the
-    oldest numbered ones beyond ``keep_checkpoints`` are removed.
+    oldest numbered ones beyond ``keep_checkpoints`` are removed; with ``best`` it also goes
+    to ``best.pt`` beside ``path``.
     """
     setup, progress = loop.setup, loop.progress
     if loop.last_terms is not None:
@@ -663,8 +706,10 @@ def _save(loop: _Loop, path: Path, numbered: bool = False) -> None:
     if numbered:
         save_checkpoint(path.parent / step_checkpoint_name(progress.step), state)
         prune_checkpoints(path.parent, setup.train_cfg.keep_checkpoints)
+    if best:
+        save_checkpoint(path.parent / BEST_NAME, state)
 
 
-def _save_epoch(loop: _Loop, paths: RunPaths) -> None:
+def _save_epoch(loop: _Loop, paths: RunPaths, best: bool = False) -> None:
     every = loop.setup.train_cfg.checkpoint_every_epochs
-    _save(loop, paths.last, numbered=loop.progress.epoch % every == 0)
+    _save(loop, paths.last, numbered=loop.progress.epoch % every == 0, best=best)
