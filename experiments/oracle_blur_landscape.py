@@ -76,7 +76,60 @@ def turned_faces(num: int, min_yaw: float, seed: int, cfg: MeshSynthConfig) -> l
     return faces
 
 
-def canonical_variants(face, mean_depth, blurs, depth_blurs, model) -> dict[str, tuple]:
+def magnified(image: torch.Tensor, factor: float, padding: str = "zeros") -> torch.Tensor:
+    """(C, S, S) magnified by ``factor`` about the image centre (bilinear)."""
+    size = image.shape[-1]
+    axis = (torch.arange(size, dtype=image.dtype) - (size - 1) / 2) / ((size - 1) / 2)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    grid = torch.stack([x, y], dim=-1)[None] / factor  # where each output pixel reads
+    return F.grid_sample(image[None], grid, align_corners=True, padding_mode=padding)[0]
+
+
+def rescaled_relief(depth: torch.Tensor, factor: float) -> torch.Tensor:
+    """The relief ``1 − depth`` (1, S, S) magnified by ``factor`` about the image centre, in
+    the image plane and in depth (a head ``factor`` times as large at the same pivot)."""
+    return magnified(1 - depth, factor) * factor
+
+
+def size_fitted_mean_heads(faces: list[tuple]) -> tuple[list[torch.Tensor], tuple]:
+    """For each face, the mean of all the faces' exact heads brought to that face's size;
+    and (the mean head at the mean size, the mean size).
+
+    Each head's relief is first brought to the mean size (``Scene.scale``, the generator's
+    head size in world units) and averaged; the average is then scaled to each face's size.
+    So the heads differ only in size: one mean shape, fitted per face.
+    """
+    scales = torch.tensor([face[1].scale for face in faces])
+    mean_scale = float(scales.mean())
+    mean_relief = torch.stack([rescaled_relief(face[4], mean_scale / float(s))
+                               for face, s in zip(faces, scales, strict=True)]).mean(0)  # fmt: skip
+    return [1 - rescaled_relief(1 - mean_relief, float(s) / mean_scale) for s in scales], (
+        1 - mean_relief,
+        mean_scale,
+    )
+
+
+def size_by_distance(face: tuple, mean_head: torch.Tensor, mean_scale: float) -> dict:
+    """Canonical frames with every head at the mean size, the face's own size coming from a
+    translation along the view axis instead (``model.z_translation_range``).
+
+    Magnifying the whole scene by f about the camera changes no pixel; for the canonical frame
+    magnified by f about the pivot c, the translation becomes ``t' = (f − 1)·c + f·t``.
+    """
+    _, scene, _, image, depth = face
+    factor = mean_scale / scene.scale
+    shift = scene.translation * factor
+    shift = shift + shift.new_tensor([0.0, 0.0, factor - 1.0])  # the pivot is at depth 1
+    big_image = magnified(image, factor, padding="border")
+    return {
+        "exact image and depth at the mean size; its size from a z-translation": (
+            big_image, 1 - rescaled_relief(depth, factor), shift),
+        "exact image at the mean size; mean exact head; its size from a z-translation": (
+            big_image, mean_head, shift),
+    }  # fmt: skip
+
+
+def canonical_variants(face, mean_depth, fitted_depth, blurs, depth_blurs, model) -> dict:
     """The canonical (image, depth) pairs to warp for one face, by name."""
     _, _, target, image, depth = face
     variants = {f"exact image, blur {b:g} px; exact depth": (gaussian_blur(image, b), depth)
@@ -84,6 +137,7 @@ def canonical_variants(face, mean_depth, blurs, depth_blurs, model) -> dict[str,
     for b in depth_blurs:
         variants[f"exact image; exact depth, blur {b:g} px"] = (image, gaussian_blur(depth, b))
     variants["exact image; mean exact depth"] = (image, mean_depth)
+    variants["exact image; mean exact head fitted to the face's size"] = (image, fitted_depth)
     if model is not None:
         model_image, model_depth = model_canonical(model, target)
         variants["exact image; model depth"] = (image, model_depth)
@@ -121,17 +175,19 @@ def main() -> None:
     depth_blurs = [float(x) for x in args.depth_blurs.split(",") if x]
     faces = turned_faces(args.num, args.min_yaw, args.seed, cfg)
     mean_depth = torch.stack([face[4] for face in faces]).mean(0)  # a generic, exact mean head
+    fitted, (mean_head, mean_scale) = size_fitted_mean_heads(faces)
     sums: dict[tuple[str, float], float] = {}
-    for face in faces:
+    for face, fitted_depth in zip(faces, fitted, strict=True):
         spec, scene, target = face[:3]
-        variants = canonical_variants(face, mean_depth, blurs, depth_blurs, model)
-        for name, (image_c, depth_c) in variants.items():
+        variants = canonical_variants(face, mean_depth, fitted_depth, blurs, depth_blurs, model)
+        variants |= size_by_distance(face, mean_head, mean_scale)
+        for name, (image_c, depth_c, *shift) in variants.items():
             for k in factors:
                 angles = spec.angles.clone()
                 angles[1] = angles[1] * k
                 image, valid = render_at(
                     renderer, image_c.float(), depth_c.float(), euler_rotation(angles),
-                    scene.translation,
+                    shift[0] if shift else scene.translation,
                 )  # fmt: skip
                 error = (image - target).abs().mean(0, keepdim=True) * valid  # (1, S, S)
                 sums[(name, k)] = sums.get((name, k), 0.0) + float(error.mean()) / args.num

@@ -15,7 +15,9 @@ the model's training objective (the confidence-weighted photometric terms, ``L +
 If the errors fall for k > 1, the loss itself asks for more rotation and the views grow as
 fast as the optimiser moves them; if k = 1 is the lowest, the rest of the decomposition has
 settled around the under-rotated views. Also prints how the predicted x-translation follows
-the true yaw (a turn the view leaves out can be taken as a sideways shift).
+the true yaw (a turn the view leaves out can be taken as a sideways shift), and whether the
+canonical albedo carries the turn: the mean albedo of the faces turned right against its mirror
+and against the mean albedo of those turned left (both near 0: it does not).
 """
 
 from __future__ import annotations
@@ -76,7 +78,7 @@ def scan(
     images = torch.stack([load_image(data / records[i]["image"]) for i in keep])
     true = all_true[keep]
     rows: dict[str, list[dict[str, float]]] = {}
-    tx, yaw_pred = [], []
+    tx, yaw_pred, albedos = [], [], []
     with torch.no_grad():
         for start in range(0, len(keep), 32):
             image = images[start : start + 32]
@@ -85,6 +87,7 @@ def scan(
                 decomp = symmetrized(decomp)
             yaw_pred.append(decomp.view_angles[:, 1])
             tx.append(decomp.view_translation[:, 0])
+            albedos.append(decomp.albedo)
             settings = {f"scaled {k:g}": decomp.view_angles[:, 1] * k for k in FACTORS}
             settings["true"] = true[start : start + 32, 1]
             for name, yaw in settings.items():
@@ -105,6 +108,8 @@ def scan(
         a, b = a - a.mean(), b - b.mean()
         return round(float((a * b).sum() / (a.norm() * b.norm())), 3)
 
+    albedo = torch.cat(albedos)
+    right, left = albedo[yaw_t > 0].mean(0), albedo[yaw_t < 0].mean(0)
     return {
         "checkpoint": str(checkpoint),
         "data": str(data),
@@ -118,6 +123,10 @@ def scan(
         },
         "x_translation_vs_true_yaw_corr": corr(shift, yaw_t),
         "x_translation_vs_predicted_yaw_corr": corr(shift, yaw_p),
+        "mean_albedo_of_right_turned_faces": {
+            "vs_its_mirror_l1": round(float((right - right.flip(-1)).abs().mean()), 5),
+            "vs_left_turned_l1": round(float((right - left).abs().mean()), 5),
+        },
         "errors": table,
     }
 
