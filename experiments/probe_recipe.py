@@ -13,7 +13,9 @@ deviations (1 is right; < 1 means a too-deep relief), and the mean per-image sta
 deviation of the canonical depth (0: a flat depth map, whatever the scale says). Whether the
 depth follows each head rather than drawing one mean head: the spread across faces of the share
 of the canonical depth map nearer than 0.97 (the head area), and its correlation with the
-generator's ``face_fraction`` (the truth's spread is ~0.11). The roll slope
+generator's ``face_fraction`` (the truth's spread is ~0.11); and, with
+``model.z_translation_range``, how far the heads are moved along the view axis (spread, and
+correlation with the face fraction: negative when small faces are put further away). The roll slope
 and the share of images whose predicted view sits at the edge of its range (any angle beyond 95% of
 ``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there.
 Each evaluation is one JSON line on stdout and in ``--out``; with ``--ema`` each weight
@@ -105,7 +107,7 @@ def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
 @torch.no_grad()
 def score(model, images, depths, angles, fractions) -> dict[str, float]:
     model.eval()
-    sides, mads, scales, views, reliefs, areas = [], [], [], [], [], []
+    sides, mads, scales, views, reliefs, areas, shifts = [], [], [], [], [], [], []
     for start in range(0, len(images), 64):
         image, gt = images[start : start + 64], depths[start : start + 64]
         prediction = predict_view_depth(model, image)
@@ -122,10 +124,11 @@ def score(model, images, depths, angles, fractions) -> dict[str, float]:
             scales.append(float((lp * lg).sum() / lp.square().sum().clamp(min=1e-12)))
         decomp = model(image)
         views.append(decomp.view_angles)
+        shifts.append(decomp.view_translation[:, 2])
         reliefs.append(decomp.depth_unbordered.std(dim=(1, 2, 3)))
         areas.append((decomp.depth_unbordered < HEAD_DEPTH).float().mean(dim=(1, 2, 3)))
     model.train()
-    area = torch.cat(areas)
+    area, shift = torch.cat(areas), torch.cat(shifts)
     view = torch.cat(views)
     side, mad = torch.cat(sides), torch.cat(mads)
     ok = torch.isfinite(side)
@@ -142,6 +145,8 @@ def score(model, images, depths, angles, fractions) -> dict[str, float]:
         "canonical_depth_std": float(torch.cat(reliefs).mean()),
         "head_area_std": float(area.std()),
         "head_area_corr": float(torch.corrcoef(torch.stack([area, fractions]))[0, 1]),
+        "z_shift_std": float(shift.std()),
+        "z_shift_corr": float(torch.corrcoef(torch.stack([shift, fractions]))[0, 1]),
         "mean_pitch_deg": float(view[:, 0].mean().rad2deg()),
         "mean_yaw_deg": float(view[:, 1].mean().rad2deg()),
     }
