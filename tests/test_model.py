@@ -277,3 +277,25 @@ def test_dome_depth_init_starts_convex_and_its_template_learns(centring):
     assert "depth_template" not in Unsup3D(TINY, Renderer()).state_dict()
     with pytest.raises(ValueError, match="dome_depth_init"):
         Unsup3D(ModelConfig(**{**TINY.__dict__, "dome_depth_init": 0.2}), Renderer())
+
+
+def test_view_depth_range_defaults_to_the_originals_and_a_wider_one_keeps_a_far_head():
+    assert Unsup3D(TINY, Renderer()).view_depth_range == pytest.approx((0.8, 1.2))
+    decomp = _symmetric_decomposition()  # depth 0.95-1.05, borders at 1.04
+    pushed = Decomposition(**{**decomp.__dict__, "view_translation": torch.tensor(
+        [[0.0, 0.0, 0.1], [0.0, 0.0, 0.3]])})  # fmt: skip
+    recon = Unsup3D(TINY, Renderer()).reconstruct(pushed, mirror=False)
+    assert recon.view_mask[0].mean() > 0.7  # 1.05-1.15: valid (the frame's edge is uncovered)
+    assert not recon.view_mask[1].any()  # 1.25-1.35: past 1.2, all invalid
+    wide = Unsup3D(ModelConfig(**{**TINY.__dict__, "view_depth_range": (0.6, 1.5)}), Renderer())
+    assert wide.view_depth_range == (0.6, 1.5)
+    recon = wide.reconstruct(pushed, mirror=False)
+    assert recon.view_mask[1].mean() > 0.5 and recon.view_mask[1, 0, 32, 32]
+    centre = float(decomp.depth[0, 0, 31:33, 31:33].mean())  # the tip, on the view axis
+    seen = float(recon.view_depth[1, 0, 31:33, 31:33].mean())
+    assert seen == pytest.approx(centre + 0.3, abs=1e-3)
+
+
+def test_bad_view_depth_range_is_a_value_error():
+    with pytest.raises(ValueError, match="view_depth_range"):
+        ModelConfig(view_depth_range=(1.2, 0.8))

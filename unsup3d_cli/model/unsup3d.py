@@ -40,6 +40,11 @@ class ModelConfig:
     """Largest viewpoint translation along x and y, in world units."""
     z_translation_range: float = 0.0
     """Largest viewpoint translation along z, in world units (0 for faces, 0.1 for cats)."""
+    view_depth_range: tuple[float, float] | None = None
+    """(lo, hi) clamp of the depth rendered in the view; pixels at ``hi`` are invalid. None:
+    the canonical range widened by half its size on each side, the original's (0.8–1.2 for
+    0.9–1.1). Not in the paper otherwise: a head moved along the view axis by more than that
+    margin (``z_translation_range``) needs a wider clamp, or it leaves the valid range."""
     min_ambient: float = 0.0
     """Smallest ambient light intensity."""
     max_ambient: float = 1.0
@@ -80,6 +85,13 @@ class ModelConfig:
     tanh, so the image's mean depth sits at the middle of the range, the rotation pivot.
     'none' (not in the paper): no centring, so a background can sit at the pivot while the
     object stands in front of it."""
+
+    def __post_init__(self) -> None:
+        """Reject a view depth clamp whose low end is not below its high end."""
+        if self.view_depth_range is not None:
+            lo, hi = self.view_depth_range
+            if not lo < hi:
+                raise ValueError(f"model.view_depth_range must have lo < hi, got [{lo}, {hi}]")
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -177,7 +189,9 @@ class Unsup3D(nn.Module):
 
     @property
     def view_depth_range(self) -> tuple[float, float]:
-        """Clamp of the rendered depth: the canonical range widened by half its size each side."""
+        """Clamp of the rendered depth (``ModelConfig.view_depth_range``)."""
+        if self.cfg.view_depth_range is not None:
+            return self.cfg.view_depth_range
         margin = (self.cfg.max_depth - self.cfg.min_depth) / 2
         return self.cfg.min_depth - margin, self.cfg.max_depth + margin
 
