@@ -18,10 +18,9 @@ import json
 from pathlib import Path
 
 import torch
+from trained import load_eval_model, split_records
 
 from unsup3d_cli.data import load_image
-from unsup3d_cli.pretrained import build_model, load_into, load_weights
-from unsup3d_cli.weights import bundled_model_path
 
 REPO = Path(__file__).resolve().parents[1]
 GROUPS = {"frontal (|yaw| < 10°)": (0.0, 10.0), "turned (|yaw| > 30°)": (30.0, 180.0)}
@@ -38,13 +37,8 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=192, help="first N faces of the split")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    checkpoint = args.checkpoint or bundled_model_path()
-    loaded = load_weights(checkpoint)
-    model = build_model(loaded.config)
-    load_into(model, loaded, str(checkpoint))
-    model.eval()
-    lines = (args.data / "meta.jsonl").read_text().splitlines()[: args.num]
-    records = [json.loads(line) for line in lines]
+    model, checkpoint = load_eval_model(args.checkpoint)
+    records = split_records(args.data, args.num)
     images = torch.stack([load_image(args.data / r["image"]) for r in records])
     yaw = torch.tensor([r["view_angles_rad"][1] for r in records]).rad2deg().abs()
     with torch.no_grad():

@@ -12,25 +12,17 @@ view depth (background clipped to the pivot). Prints one JSON line; ``--out`` al
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import torch
+from trained import load_eval_model, report_main, split_records
 
 from unsup3d_cli.data import load_depth, load_image
-from unsup3d_cli.pretrained import build_model, load_into, load_weights
-from unsup3d_cli.weights import bundled_model_path
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def head_size(checkpoint: Path, data: Path) -> dict:
-    loaded = load_weights(checkpoint)
-    model = build_model(loaded.config)
-    load_into(model, loaded, str(checkpoint))
-    model.eval()
-    records = [json.loads(line) for line in (data / "meta.jsonl").read_text().splitlines()]
+    model, _ = load_eval_model(checkpoint)
+    records = split_records(data)
     images = torch.stack([load_image(data / r["image"]) for r in records])
     gt = torch.stack([load_depth(data / r["depth"]) for r in records])
     fraction = torch.tensor([r["face_fraction"] for r in records])
@@ -64,15 +56,7 @@ def head_size(checkpoint: Path, data: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=None, help="default: bundled model")
-    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_mesh" / "test")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    row = head_size(args.checkpoint or bundled_model_path(), args.data)
-    print(json.dumps(row))
-    if args.out is not None:
-        args.out.write_text(json.dumps(row, indent=1) + "\n")
+    report_main(__doc__.splitlines()[0], head_size)
 
 
 if __name__ == "__main__":

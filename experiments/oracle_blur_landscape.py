@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from oracle_pose_landscape import BACKGROUND, canonical_scene, render_at
+from trained import load_eval_model
 
-from unsup3d_cli.pretrained import build_model, load_into, load_weights
 from unsup3d_cli.render import Renderer
 from unsup3d_cli.synth_mesh import (
     MeshSynthConfig,
@@ -166,10 +166,7 @@ def main() -> None:
     cfg, renderer = MeshSynthConfig(), Renderer()
     model, checkpoint = None, args.checkpoint or bundled_model_path()
     if args.model:
-        loaded = load_weights(checkpoint)
-        model = build_model(loaded.config)
-        load_into(model, loaded, str(checkpoint))
-        model.eval()
+        model, _ = load_eval_model(checkpoint)
     factors = [float(x) for x in args.factors.split(",")]
     blurs = [float(x) for x in args.blurs.split(",")]
     depth_blurs = [float(x) for x in args.depth_blurs.split(",") if x]

@@ -10,17 +10,12 @@ The default checkpoint is the bundled model. Prints one JSON line; ``--out`` als
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import torch
+from trained import load_eval_model, report_main, split_records
 
 from unsup3d_cli.data import load_image
-from unsup3d_cli.pretrained import build_model, load_into, load_weights
-from unsup3d_cli.weights import bundled_model_path
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def slopes(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
@@ -35,11 +30,8 @@ def slopes(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
 
 def pose_slopes(checkpoint: Path, data: Path) -> dict:
     """Slopes, correlations and mean |yaw| of a checkpoint's views on a split (one JSON row)."""
-    loaded = load_weights(checkpoint)
-    model = build_model(loaded.config)
-    load_into(model, loaded, str(checkpoint))
-    model.eval()
-    records = [json.loads(line) for line in (data / "meta.jsonl").read_text().splitlines()]
+    model, _ = load_eval_model(checkpoint)
+    records = split_records(data)
     images = torch.stack([load_image(data / r["image"]) for r in records])
     true = torch.tensor([r["view_angles_rad"] for r in records])
     with torch.no_grad():
@@ -54,15 +46,7 @@ def pose_slopes(checkpoint: Path, data: Path) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=None, help="default: bundled model")
-    parser.add_argument("--data", type=Path, default=REPO / "data" / "synth_mesh" / "test")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    row = pose_slopes(args.checkpoint or bundled_model_path(), args.data)
-    print(json.dumps(row))
-    if args.out is not None:
-        args.out.write_text(json.dumps(row, indent=1) + "\n")
+    report_main(__doc__.splitlines()[0], pose_slopes)
 
 
 if __name__ == "__main__":

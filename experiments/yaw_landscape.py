@@ -29,11 +29,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from trained import load_eval_model, split_records
 
 from unsup3d_cli.data import load_image
 from unsup3d_cli.losses import photometric_nll
 from unsup3d_cli.model.decomposition import Reconstruction
-from unsup3d_cli.pretrained import build_model, load_into, load_weights
 from unsup3d_cli.weights import bundled_model_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,11 +68,8 @@ def symmetrized(decomp):
 def scan(
     checkpoint: Path, data: Path, min_yaw: float, limit: int, lam_flip: float, symmetric: bool
 ) -> dict:
-    loaded = load_weights(checkpoint)
-    model = build_model(loaded.config)
-    load_into(model, loaded, str(checkpoint))
-    model.eval()
-    records = [json.loads(line) for line in (data / "meta.jsonl").read_text().splitlines()]
+    model, _ = load_eval_model(checkpoint)
+    records = split_records(data)
     all_true = torch.tensor([r["view_angles_rad"] for r in records])
     keep = [i for i, r in enumerate(records) if abs(r["view_angles_deg"][1]) >= min_yaw][:limit]
     images = torch.stack([load_image(data / records[i]["image"]) for i in keep])
