@@ -166,11 +166,6 @@ class RunPaths:
         return self.checkpoints / LAST_NAME
 
     @property
-    def best(self) -> Path:
-        """The checkpoint of the epoch with the lowest validation loss."""
-        return self.checkpoints / BEST_NAME
-
-    @property
     def metrics(self) -> Path:
         """JSON lines of training and validation metrics."""
         return self.root / "metrics.jsonl"
