@@ -20,7 +20,8 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d
+from kornia.geometry.transform import scale
 from oracle_pose_landscape import BACKGROUND, canonical_scene, render_at
 from trained import load_eval_model
 
@@ -36,18 +37,11 @@ from unsup3d_cli.weights import bundled_model_path
 
 
 def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(C, H, W) blurred with a separable Gaussian of ``sigma`` pixels, edges replicated."""
+    """(C, H, W) blurred with a Gaussian of ``sigma`` pixels (window ±3σ), edges replicated."""
     if sigma <= 0:
         return image
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
-    kernel = torch.exp(-(x**2) / (2 * sigma**2))
-    kernel = kernel / kernel.sum()
-    channels = image.shape[0]
-    out = F.pad(image[None], (radius, radius, radius, radius), mode="replicate")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
-    out = F.conv2d(out, kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
-    return out[0]
+    size = 2 * max(1, math.ceil(3 * sigma)) + 1
+    return gaussian_blur2d(image[None], (size, size), (sigma, sigma), border_type="replicate")[0]
 
 
 def model_canonical(model, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,11 +72,9 @@ def turned_faces(num: int, min_yaw: float, seed: int, cfg: MeshSynthConfig) -> l
 
 def magnified(image: torch.Tensor, factor: float, padding: str = "zeros") -> torch.Tensor:
     """(C, S, S) magnified by ``factor`` about the image centre (bilinear)."""
-    size = image.shape[-1]
-    axis = (torch.arange(size, dtype=image.dtype) - (size - 1) / 2) / ((size - 1) / 2)
-    y, x = torch.meshgrid(axis, axis, indexing="ij")
-    grid = torch.stack([x, y], dim=-1)[None] / factor  # where each output pixel reads
-    return F.grid_sample(image[None], grid, align_corners=True, padding_mode=padding)[0]
+    centre = image.new_full((1, 2), (image.shape[-1] - 1) / 2)
+    factors = image.new_full((1,), factor)
+    return scale(image[None], factors, centre, padding_mode=padding, align_corners=True)[0]
 
 
 def rescaled_relief(depth: torch.Tensor, factor: float) -> torch.Tensor:

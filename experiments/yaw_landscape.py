@@ -45,15 +45,14 @@ def errors(model, image: torch.Tensor, decomp, lam_flip: float) -> dict[str, flo
     recon = model.reconstruct(decomp)
     mine, flipped = Reconstruction.split(recon.image)
     sigma, sigma_flip = decomp.confidence[:, :1], decomp.confidence[:, 1:]
-    out = {
-        "l1": float(((mine - image).abs() * recon.mask).sum() / (3 * recon.mask.sum())),
-        "l1_flip": float(((flipped - image).abs() * recon.mask).sum() / (3 * recon.mask.sum())),
-    }
     objective = photometric_nll(mine, image, recon.mask, sigma) + lam_flip * photometric_nll(
         flipped, image, recon.mask, sigma_flip
     )
-    out["objective"] = float(objective)
-    return out
+    return {  # without σ the NLL is the masked L1 in [-1, 1] units: halved, [0, 1] units
+        "l1": float(photometric_nll(mine, image, recon.mask)) / 2,
+        "l1_flip": float(photometric_nll(flipped, image, recon.mask)) / 2,
+        "objective": float(objective),
+    }
 
 
 def symmetrized(decomp):
@@ -102,8 +101,7 @@ def scan(
     yaw_t, yaw_p, shift = true[:, 1], torch.cat(yaw_pred), torch.cat(tx)
 
     def corr(a: torch.Tensor, b: torch.Tensor) -> float:
-        a, b = a - a.mean(), b - b.mean()
-        return round(float((a * b).sum() / (a.norm() * b.norm())), 3)
+        return round(float(torch.corrcoef(torch.stack([a, b]))[0, 1]), 3)
 
     albedo = torch.cat(albedos)
     right, left = albedo[yaw_t > 0].mean(0), albedo[yaw_t < 0].mean(0)

@@ -625,9 +625,9 @@ def _record_best(loop: _Loop, total: float) -> bool:
     """
     progress = loop.progress
     lam_flip = flip_weight(loop.setup.loss_cfg, progress.epoch)
-    if progress.best_val is not None and progress.best_val[1] == lam_flip:
-        if not total < progress.best_val[0]:
-            return False
+    best = progress.best_val
+    if best is not None and best[1] == lam_flip and not total < best[0]:
+        return False
     progress.best_val = (total, lam_flip)
     return True
 
