@@ -15,7 +15,9 @@ depth follows each head rather than drawing one mean head: the spread across fac
 of the canonical depth map nearer than 0.97 (the head area), and its correlation with the
 generator's ``face_fraction`` (the truth's spread is ~0.11); and, with
 ``model.z_translation_range``, how far the heads are moved along the view axis (spread, and
-correlation with the face fraction: negative when small faces are put further away). The roll slope
+correlation with the face fraction: negative when small faces are put further away), and with
+``model.scale_range`` the spread of the predicted log-size and its correlation with the face
+fraction (positive when the size follows the face). The roll slope
 and the share of images whose predicted view sits at the edge of its range (any angle beyond 95% of
 ``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there.
 Each evaluation is one JSON line on stdout and in ``--out``; with ``--ema`` each weight
@@ -107,7 +109,7 @@ def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
 @torch.no_grad()
 def score(model, images, depths, angles, fractions) -> dict[str, float]:
     model.eval()
-    sides, mads, scales, views, reliefs, areas, shifts = [], [], [], [], [], [], []
+    sides, mads, scales, views, reliefs, areas, shifts, sizes = [], [], [], [], [], [], [], []
     for start in range(0, len(images), 64):
         image, gt = images[start : start + 64], depths[start : start + 64]
         prediction = predict_view_depth(model, image)
@@ -125,10 +127,12 @@ def score(model, images, depths, angles, fractions) -> dict[str, float]:
         decomp = model(image)
         views.append(decomp.view_angles)
         shifts.append(decomp.view_translation[:, 2])
+        ones = image.new_ones(len(image))
+        sizes.append(decomp.view_scale if decomp.view_scale is not None else ones)
         reliefs.append(decomp.depth_unbordered.std(dim=(1, 2, 3)))
         areas.append((decomp.depth_unbordered < HEAD_DEPTH).float().mean(dim=(1, 2, 3)))
     model.train()
-    area, shift = torch.cat(areas), torch.cat(shifts)
+    area, shift, size = torch.cat(areas), torch.cat(shifts), torch.cat(sizes).log()
     view = torch.cat(views)
     side, mad = torch.cat(sides), torch.cat(mads)
     ok = torch.isfinite(side)
@@ -147,6 +151,8 @@ def score(model, images, depths, angles, fractions) -> dict[str, float]:
         "head_area_corr": float(torch.corrcoef(torch.stack([area, fractions]))[0, 1]),
         "z_shift_std": float(shift.std()),
         "z_shift_corr": float(torch.corrcoef(torch.stack([shift, fractions]))[0, 1]),
+        "log_scale_std": float(size.std()),
+        "log_scale_corr": float(torch.corrcoef(torch.stack([size, fractions]))[0, 1]),
         "mean_pitch_deg": float(view[:, 0].mean().rad2deg()),
         "mean_yaw_deg": float(view[:, 1].mean().rad2deg()),
     }

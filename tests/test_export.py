@@ -294,6 +294,25 @@ def test_canonical_and_input_view_differ_by_the_stored_transform() -> None:
     np.testing.assert_allclose(uncentred.vertices[index], expected, atol=1e-9)
 
 
+def test_input_view_applies_the_stored_scale_about_the_pivot(tmp_path: Path) -> None:
+    depth = bump_depth()
+    folder = write_folder(tmp_path / "face", depth, ROTATION_DEG, TRANSLATION)
+    result = json.loads((folder / "result.json").read_text())
+    result["view"]["scale"] = 0.8
+    (folder / "result.json").write_text(json.dumps(result))
+    record = load_record(folder)
+    assert record.scale == 0.8
+    posed = build_mesh(record, MeshOptions(view="input"))
+    rotation, translation = rotation_matrix(ROTATION_DEG), np.array(TRANSLATION)
+    point, pivot = camera_point(depth, 30, 40), np.array([0.0, 0.0, PIVOT])
+    expected = FILE_AXES @ (0.8 * rotation @ (point - pivot) + translation)
+    np.testing.assert_allclose(posed.vertices[vertex_of(posed, 30, 40)], expected, atol=1e-9)
+    result["view"]["scale"] = -1.0
+    (folder / "result.json").write_text(json.dumps(result))
+    with pytest.raises(ExportError, match="'view.scale' must be > 0"):
+        load_record(folder)
+
+
 def test_meshes_are_upright_and_face_the_viewer() -> None:
     mesh = build_mesh(record_of(bump_depth()), MeshOptions())
     top, bottom = vertex_of(mesh, 10, 32), vertex_of(mesh, 50, 32)

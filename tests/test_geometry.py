@@ -110,6 +110,25 @@ def test_rigid_transform_keeps_the_pivot_and_inverts(dtype, tolerances):
     torch.testing.assert_close(moved[2, 3, 4], expected, **tolerances)
 
 
+def test_scaled_transform_resizes_about_the_pivot_and_inverts(dtype, tolerances):
+    rot = euler_to_rotation((torch.rand(3, 3, dtype=dtype) - 0.5) * 2)
+    shift = torch.rand(3, 3, dtype=dtype) * 0.1
+    scale = torch.tensor([0.7, 1.0, 1.3], dtype=dtype)
+    points = torch.rand(3, 4, 5, 3, dtype=dtype)
+    moved = rigid_transform(points, rot, shift, 1.0, scale)
+    c = torch.tensor([0.0, 0.0, 1.0], dtype=dtype)
+    for b in range(3):  # P' = s R (P − c) + c + t, written out for one point of each
+        expected = scale[b] * rot[b] @ (points[b, 1, 2] - c) + c + shift[b]
+        torch.testing.assert_close(moved[b, 1, 2], expected, **tolerances)
+    torch.testing.assert_close(moved[1], rigid_transform(points, rot, shift, 1.0)[1], **tolerances)
+    back = inverse_rigid_transform(moved, rot, shift, 1.0, scale)
+    torch.testing.assert_close(back, points, **tolerances)
+    # Distances from the pivot grow by s when nothing else moves.
+    eye, zero = torch.eye(3, dtype=dtype).expand(3, 3, 3), torch.zeros(3, 3, dtype=dtype)
+    radius = (rigid_transform(points, eye, zero, 1.0, scale) - c).norm(dim=-1)
+    torch.testing.assert_close(radius, scale[:, None, None] * (points - c).norm(dim=-1))
+
+
 def test_fronto_parallel_plane_has_normals_towards_plus_z(device, dtype, tolerances):
     depth = torch.full((2, 1, 6, 9), 1.03, device=device, dtype=dtype)
     normals = points_to_normals(depth_to_points(depth, intrinsics_from_fov(10.0, 6, depth)))
@@ -159,4 +178,9 @@ def test_gradcheck_geometry():
     shift = torch.rand(2, 3, dtype=torch.float64, requires_grad=True)
     assert gradcheck(
         lambda p, a, t: rigid_transform(p, euler_to_rotation(a), t, 1.0), (points, angles, shift)
+    )
+    scale = torch.tensor([0.8, 1.2], dtype=torch.float64, requires_grad=True)
+    assert gradcheck(
+        lambda p, a, t, s: inverse_rigid_transform(p, euler_to_rotation(a), t, 1.0, s),
+        (points, angles, shift, scale),
     )

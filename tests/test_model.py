@@ -144,9 +144,16 @@ def test_decoders_follow_the_reference_formulas():
     )
     assert ambient.item() == pytest.approx(0.5) and diffuse.item() == pytest.approx(1.0)
     torch.testing.assert_close(direction, torch.tensor([[1.0, 0.0, 1.0]]) / math.sqrt(2))
-    angles, shift = decode_view(torch.tensor([[1.0, -0.5, 0.0, 1.0, -1.0, 1.0]]), 60.0, 0.1, 0.0)
+    raw_view = torch.tensor([[1.0, -0.5, 0.0, 1.0, -1.0, 1.0]])
+    angles, shift, scale = decode_view(raw_view, 60.0, 0.1, 0.0)
     torch.testing.assert_close(angles, torch.tensor([[math.pi / 3, -math.pi / 6, 0.0]]))
     torch.testing.assert_close(shift, torch.tensor([[0.1, -0.1, 0.0]]))
+    assert scale is None
+    raw_view = torch.cat([raw_view.expand(3, 6), torch.tensor([[1.0], [-1.0], [0.5]])], dim=1)
+    _, _, scale = decode_view(raw_view, 60.0, 0.1, 0.0, 0.25)  # (1 + r) ** o
+    torch.testing.assert_close(scale, torch.tensor([1.25, 0.8, 1.25**0.5]))
+    with pytest.raises(ValueError, match="raw view"):
+        decode_view(raw_view[:, :6], 60.0, 0.1, 0.0, 0.25)
 
 
 def _symmetric_decomposition(batch: int = 2, view=None) -> Decomposition:
@@ -299,3 +306,27 @@ def test_view_depth_range_defaults_to_the_originals_and_a_wider_one_keeps_a_far_
 def test_bad_view_depth_range_is_a_value_error():
     with pytest.raises(ValueError, match="view_depth_range"):
         ModelConfig(view_depth_range=(1.2, 0.8))
+
+
+def test_scale_range_predicts_a_bounded_size_that_resizes_the_view():
+    model = Unsup3D(ModelConfig(**{**TINY.__dict__, "scale_range": 0.3}), Renderer())
+    assert model.view_net.layers[-2].out_channels == 7
+    image = torch.rand(2, 3, 64, 64)
+    decomp = model(image)
+    assert decomp.view_scale.shape == (2,)
+    assert ((decomp.view_scale >= 1 / 1.3) & (decomp.view_scale <= 1.3)).all()
+    recon = model.reconstruct(decomp)
+    recon.image.mean().backward()
+    assert model.view_net.layers[-2].weight.grad[6].abs().sum() > 0  # the scale output learns
+    with torch.no_grad():  # predict_view_depth applies the same scale
+        depth, mask, _ = model.predict_view_depth(image)
+        alone = model.reconstruct(model(image), mirror=False)
+    torch.testing.assert_close(depth, alone.view_depth)
+    torch.testing.assert_close(mask, alone.view_mask)
+    # Half the size: the head covers about a quarter of the pixels it covers at size 1.
+    plain = _symmetric_decomposition()
+    halved = Decomposition(**{**plain.__dict__, "view_scale": torch.tensor([1.0, 0.5])})
+    covered = model.reconstruct(halved, mirror=False).view_mask.flatten(1).mean(1).tolist()
+    assert covered[0] > 0.8 and covered[1] == pytest.approx(covered[0] / 4, rel=0.15)
+    with pytest.raises(ValueError, match="scale_range"):
+        ModelConfig(scale_range=1.0)

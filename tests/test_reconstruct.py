@@ -340,6 +340,7 @@ def test_reconstruct_writes_the_contract_folder(
     assert record["source"] == str(good_photos / "small.png")
     assert record["crop"] == {"method": "full", "box": [0, 0, 64, 64]}
     assert set(record) >= {"view", "light", "camera", "depth_range", "border_depth"}
+    assert record["view"]["scale"] == 1.0  # a model without a predicted size
     assert record["photometric_error"]["after"] is None
     assert 0 < record["photometric_error"]["before"] < 1
     depth = np.load(folder / "canonical_depth.npy")

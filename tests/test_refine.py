@@ -103,6 +103,27 @@ def test_zero_steps_is_the_prediction(tiny_model) -> None:
         refine(tiny_model, image, decomp, steps=-1)
 
 
+def test_refine_fits_the_size_of_a_model_that_predicts_one() -> None:
+    from unsup3d_cli.model import ModelConfig, Unsup3D
+    from unsup3d_cli.render import Renderer
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(width=16, encoder_width=16, depth_zdim=32, confidence_zdim=16,
+                      scale_range=0.3)  # fmt: skip
+    model = Unsup3D(cfg, Renderer()).eval()
+    image = _faces(2)
+    with torch.no_grad():
+        decomp = model(image)
+    same, _, _ = refine(model, image, decomp, steps=0)
+    torch.testing.assert_close(same.view_scale, decomp.view_scale)  # decode ∘ encode = id
+    refined, before, after = refine(model, image, decomp, steps=4)
+    assert (after <= before).all() and after.sum() < before.sum()
+    assert not torch.equal(refined.view_scale, decomp.view_scale)
+    with torch.no_grad():
+        check = photometric_error(image, model.reconstruct(refined))
+    torch.testing.assert_close(check, after)
+
+
 def test_reconstruct_refine_writes_before_and_after(tiny_checkpoint: Path, tmp_path: Path) -> None:
     import json
 

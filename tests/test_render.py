@@ -322,6 +322,42 @@ def test_inverse_grid_of_a_plane_reads_back_the_view_depth():
     torch.testing.assert_close(readback[inside], view[inside])
 
 
+@pytest.mark.parametrize("scale", [0.5, 1.5])
+def test_scaled_plane_through_the_pivot_is_the_canonical_frame_magnified(scale):
+    size = 33  # odd: the principal point is a pixel centre
+    depth = torch.ones(1, 1, size, size, dtype=torch.float64)
+    k = intrinsics_from_fov(10.0, size, depth)
+    eye, zero = torch.eye(3, dtype=torch.float64)[None], depth.new_zeros(1, 3)
+    s = depth.new_tensor([scale])
+    view, mask, _ = warp_depth(depth, eye, zero, k, 1.0, (0.5, 1.5), scale=s)
+    # The plane z = 1 holds the pivot, so it stays there and only grows by s about the axis.
+    g = torch.linspace(-1, 1, size, dtype=torch.float64)  # grid_sample coordinates
+
+    def within(r: float) -> torch.Tensor:  # (1, 1, S, S)
+        return ((g[None, :].abs() < r) & (g[:, None].abs() < r))[None, None]
+
+    inside = within(scale - 1e-9)  # pixel centres on the edge may go either way
+    assert mask.bool()[inside].all() and not mask.bool()[~within(scale + 1e-9)].any()
+    torch.testing.assert_close(view[inside], torch.ones_like(view[inside]))
+    grid = inverse_warp_grid(view, eye, zero, k, 1.0, s)  # (1, S, S, 2), x then y
+    expected = torch.stack([g[None, :].expand(size, size), g[:, None].expand(size, size)], -1)
+    covered = inside[0, 0]
+    torch.testing.assert_close(grid[0][covered], expected[covered] / scale)
+
+
+def test_gradcheck_rasterized_depth_wrt_scale():
+    depth = _smooth_depth(1, 5)
+    rot = euler_to_rotation(torch.tensor([[0.1, 0.3, -0.05]], dtype=torch.float64))
+    k = intrinsics_from_fov(10.0, 5, depth)
+    scale = torch.tensor([1.1], dtype=torch.float64, requires_grad=True)
+
+    def render(s):
+        vertices, faces = posed_mesh(depth, rot, depth.new_zeros(1, 3), k, 1.0, s)
+        return rasterize_depth(vertices, faces, k, (5, 5), background=0.0).depth
+
+    assert gradcheck(render, (scale,), eps=1e-7, atol=1e-5)
+
+
 def test_lambertian_shading_cases(dtype):
     normals = torch.tensor([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], dtype=dtype)
     normals = normals.view(1, 1, 3, 3).expand(2, 1, 3, 3)

@@ -106,6 +106,8 @@ class ReconstructionRecord:
     """Value of the filled border columns, or None when the model has no border fill."""
     folder: Path | None = None
     """Where it was read from (for messages and textures), if anywhere."""
+    scale: float = 1.0
+    """The object's size in the view relative to the canonical frame, about the pivot."""
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ def _camera_points(record: ReconstructionRecord, view: str) -> np.ndarray:
         angles = torch.tensor([[math.radians(a) for a in record.rotation_deg]], dtype=depth.dtype)
         translation = torch.tensor([record.translation], dtype=depth.dtype)  # (1, 3)
         rotation = euler_to_rotation(angles)  # (1, 3, 3)
-        points = rigid_transform(points, rotation, translation, camera.rot_center_depth)
+        scale = depth.new_full((1,), record.scale)
+        points = rigid_transform(points, rotation, translation, camera.rot_center_depth, scale)
     elif view != "canonical":
         raise ValueError(f"view must be one of {', '.join(VIEWS)}; got {view!r}")
     return points[0].numpy()  # (H·W, 3)
@@ -407,6 +410,11 @@ def load_record(folder: Path | str) -> ReconstructionRecord:
         raise ExportError(f"{path}: 'depth_range' must be [min, max] with 0 < min < max")
     rx, ry, rz = _numbers(data, "view.rotation_deg", path, 3)
     tx, ty, tz = _numbers(data, "view.translation", path, 3)
+    scale = 1.0  # results written before the model predicted a size have none
+    if _field(data, "view", path).get("scale") is not None:
+        (scale,) = _numbers(data, "view.scale", path, 1)
+        if not scale > 0:
+            raise ExportError(f"{path}: 'view.scale' must be > 0, got {scale}")
     border = _field(data, "border_depth", path)
     return ReconstructionRecord(
         name=folder.name,
@@ -417,6 +425,7 @@ def load_record(folder: Path | str) -> ReconstructionRecord:
         depth_range=(min_depth, max_depth),
         border_depth=None if border is None else _numbers(data, "border_depth", path, 1)[0],
         folder=folder,
+        scale=scale,
     )
 
 

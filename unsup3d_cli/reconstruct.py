@@ -410,7 +410,7 @@ def relight(model: Unsup3D, decomp: Decomposition, recon: Reconstruction) -> dic
     else:
         rotation = euler_to_rotation(decomp.view_angles)  # (B, 3, 3)
         grid = model.renderer.inverse_grid(
-            recon.view_depth[:batch], rotation, decomp.view_translation
+            recon.view_depth[:batch], rotation, decomp.view_translation, decomp.view_scale
         )
     ambient = decomp.ambient.new_full((batch,), RELIGHT_AMBIENT)
     diffuse = decomp.ambient.new_full((batch,), RELIGHT_DIFFUSE)
@@ -538,12 +538,13 @@ def _parameters(
     angles = torch.rad2deg(decomp.view_angles).tolist()
     translation, direction = decomp.view_translation.tolist(), decomp.light_direction.tolist()
     ambient, diffuse = decomp.ambient.tolist(), decomp.diffuse.tolist()
+    scale = [1.0] * len(angles) if decomp.view_scale is None else decomp.view_scale.tolist()
     before = errors[0].tolist()
     after = errors[1].tolist() if errors[1] is not None else [None] * len(before)
     rows = []
     for k in range(len(before)):
         row = {
-            "view": {"rotation_deg": angles[k], "translation": translation[k]},
+            "view": {"rotation_deg": angles[k], "translation": translation[k], "scale": scale[k]},
             "light": {"ambient": ambient[k], "diffuse": diffuse[k], "direction": direction[k]},
             "photometric_error": {"before": before[k], "after": after[k]},
         }

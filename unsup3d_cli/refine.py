@@ -78,14 +78,14 @@ class _Parameters(torch.nn.Module):
         super().__init__()
         cfg, decomp = start.model.cfg, start.decomp
         xy, z = cfg.xy_translation_range, cfg.z_translation_range
-        raw_view = torch.cat(
-            [
-                decomp.view_angles / math.radians(cfg.rotation_range_deg),
-                decomp.view_translation[:, :2] / xy if xy > 0 else decomp.view_translation[:, :2],
-                decomp.view_translation[:, 2:] / z if z > 0 else decomp.view_translation[:, 2:],
-            ],
-            dim=1,
-        )  # (B, 6)
+        columns = [
+            decomp.view_angles / math.radians(cfg.rotation_range_deg),
+            decomp.view_translation[:, :2] / xy if xy > 0 else decomp.view_translation[:, :2],
+            decomp.view_translation[:, 2:] / z if z > 0 else decomp.view_translation[:, 2:],
+        ]
+        if decomp.view_scale is not None and cfg.scale_range > 0:
+            columns.append(decomp.view_scale.log()[:, None] / math.log1p(cfg.scale_range))
+        raw_view = torch.cat(columns, dim=1)  # (B, 6), or (B, 7) with a scale
         self.view = torch.nn.Parameter(_atanh(raw_view))
         self.light = None
         if start.model.light_net is not None:
@@ -108,11 +108,13 @@ class _Parameters(torch.nn.Module):
     def decomposition(self, start: _Start) -> Decomposition:
         """The prediction with the current view, light and residuals."""
         cfg, decomp = start.model.cfg, start.decomp
-        angles, translation = decode_view(
+        angles, translation, scale = decode_view(
             torch.tanh(self.view), cfg.rotation_range_deg, cfg.xy_translation_range,
-            cfg.z_translation_range,
+            cfg.z_translation_range, cfg.scale_range,
         )  # fmt: skip
         changes: dict[str, Tensor] = {"view_angles": angles, "view_translation": translation}
+        if scale is not None:
+            changes["view_scale"] = scale
         if self.light is not None:
             ambient, diffuse, direction = decode_light(
                 torch.tanh(self.light), (cfg.min_ambient, cfg.max_ambient),
@@ -136,7 +138,9 @@ def _select(better: Tensor, new: Decomposition, old: Decomposition) -> Decomposi
     """Per image, ``new``'s tensors where ``better`` (B,) is set and ``old``'s elsewhere."""
     changes = {}
     for name in ("depth", "depth_unbordered", "albedo", "ambient", "diffuse",
-                 "light_direction", "view_angles", "view_translation"):  # fmt: skip
+                 "light_direction", "view_angles", "view_translation", "view_scale"):  # fmt: skip
+        if getattr(old, name) is None:
+            continue
         a, b = getattr(new, name).detach(), getattr(old, name)
         keep = better.view(-1, *([1] * (a.dim() - 1)))
         changes[name] = torch.where(keep, a, b)

@@ -44,15 +44,21 @@ def _pivot(points: Tensor, pivot_depth: float) -> Tensor:
 
 
 def rigid_transform(
-    points: Tensor, rotation: Tensor, translation: Tensor, pivot_depth: float
+    points: Tensor,
+    rotation: Tensor,
+    translation: Tensor,
+    pivot_depth: float,
+    scale: Tensor | None = None,
 ) -> Tensor:
-    """Apply the viewpoint transform ``P' = R (P − c) + c + t`` with pivot ``c = (0, 0, d)``.
+    """Apply the viewpoint transform ``P' = s R (P − c) + c + t`` with pivot ``c = (0, 0, d)``.
 
     Args:
         points: shape (B, ..., 3).
         rotation: shape (B, 3, 3).
         translation: shape (B, 3).
         pivot_depth: z of the pivot.
+        scale: the object's size change s about the pivot, shape (B,); None is 1 (a rigid
+            motion).
 
     Returns:
         Transformed points, same shape as ``points``.
@@ -62,20 +68,28 @@ def rigid_transform(
     batch = points.shape[0]
     centre = _pivot(points, pivot_depth)
     flat = (points - centre).reshape(batch, -1, 3)  # (B, N, 3)
+    if scale is not None:
+        check_shape(scale, "B", "scale")
+        flat = flat * scale[:, None, None]
     moved = flat @ rotation.transpose(1, 2) + centre + translation[:, None, :]  # (B, N, 3)
     return moved.reshape(points.shape)
 
 
 def inverse_rigid_transform(
-    points: Tensor, rotation: Tensor, translation: Tensor, pivot_depth: float
+    points: Tensor,
+    rotation: Tensor,
+    translation: Tensor,
+    pivot_depth: float,
+    scale: Tensor | None = None,
 ) -> Tensor:
-    """Undo :func:`rigid_transform`: ``P = Rᵀ (P' − t − c) + c``.
+    """Undo :func:`rigid_transform`: ``P = Rᵀ (P' − t − c) / s + c``.
 
     Args:
         points: shape (B, ..., 3).
         rotation: shape (B, 3, 3).
         translation: shape (B, 3).
         pivot_depth: z of the pivot.
+        scale: the size change s of the forward transform, shape (B,); None is 1.
 
     Returns:
         Points in the canonical frame, same shape as ``points``.
@@ -85,4 +99,8 @@ def inverse_rigid_transform(
     batch = points.shape[0]
     centre = _pivot(points, pivot_depth)
     flat = points.reshape(batch, -1, 3) - translation[:, None, :] - centre  # (B, N, 3)
-    return (flat @ rotation + centre).reshape(points.shape)  # row-vector form of Rᵀ p
+    unrotated = flat @ rotation  # row-vector form of Rᵀ p
+    if scale is not None:
+        check_shape(scale, "B", "scale")
+        unrotated = unrotated / scale[:, None, None]
+    return (unrotated + centre).reshape(points.shape)

@@ -39,6 +39,8 @@ class Decomposition(_TensorFields):
         light_direction: unit vector towards the light, (B, 3).
         view_angles: rotation (rx, ry, rz) in radians, (B, 3).
         view_translation: translation (tx, ty, tz), (B, 3).
+        view_scale: the object's size in the view relative to the canonical frame, about the
+            rotation pivot, (B,); None when the model does not predict it (a size of 1).
         confidence: σ maps for the photometric loss, (B, 2, H, W), or None.
         perceptual_confidence: σ maps for the perceptual loss, (B, 2, H/4, W/4), or None.
     """
@@ -51,6 +53,7 @@ class Decomposition(_TensorFields):
     light_direction: Tensor
     view_angles: Tensor
     view_translation: Tensor
+    view_scale: Tensor | None = None
     confidence: Tensor | None = None
     perceptual_confidence: Tensor | None = None
 
@@ -161,10 +164,21 @@ def decode_light(
 
 
 def decode_view(
-    raw: Tensor, rotation_range_deg: float, xy_range: float, z_range: float
-) -> tuple[Tensor, Tensor]:
-    """Raw viewpoint-network output (B, 6) in (−1, 1) → angles (B, 3) rad, translation (B, 3)."""
-    check_shape(raw, "B 6", "raw view")
+    raw: Tensor,
+    rotation_range_deg: float,
+    xy_range: float,
+    z_range: float,
+    scale_range: float = 0.0,
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Raw viewpoint-network output in (−1, 1) → angles (B, 3) rad, translation (B, 3), scale.
+
+    ``raw`` is (B, 6), or (B, 7) with ``scale_range`` > 0: its last column o gives the scale
+    ``(1 + scale_range) ** o`` (B,), symmetric in log-size. Without it the scale is None.
+    """
+    check_shape(raw, "B 7" if scale_range > 0 else "B 6", "raw view")
     angles = raw[:, :3] * math.radians(rotation_range_deg)
     translation = torch.cat([raw[:, 3:5] * xy_range, raw[:, 5:6] * z_range], dim=1)  # (B, 3)
-    return angles, translation
+    scale = None
+    if scale_range > 0:
+        scale = torch.exp(raw[:, 6] * math.log1p(scale_range))  # (B,)
+    return angles, translation, scale

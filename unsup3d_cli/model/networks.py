@@ -53,7 +53,7 @@ class Encoder(nn.Module):
     """Image → vector in (−1, 1): the viewpoint and lighting networks.
 
     Args:
-        out_channels: size of the output vector (6 for viewpoint, 4 for light).
+        out_channels: size of the output vector (6 for viewpoint, 7 with a scale; 4 for light).
         width: channels of the first layer (doubling to 8× at 4×4).
     """
 

@@ -40,6 +40,14 @@ class ModelConfig:
     """Largest viewpoint translation along x and y, in world units."""
     z_translation_range: float = 0.0
     """Largest viewpoint translation along z, in world units (0 for faces, 0.1 for cats)."""
+    scale_range: float = 0.0
+    """Largest relative change of the object's size from the canonical frame to the view (0:
+    none, the paper's). With r > 0 the viewpoint network predicts a seventh output, a scale
+    in [1/(1 + r), 1 + r] applied about the rotation pivot before the rotation: a head that
+    fills more or less of the frame than the canonical one grows or shrinks, relief
+    included, while the canonical depth and albedo keep one size. Not in the paper; for
+    loosely framed faces, where a canonical frame that must also carry each face's size
+    learns one mean-size head, and views turned less than the truth suit that head best."""
     view_depth_range: tuple[float, float] | None = None
     """(lo, hi) clamp of the depth rendered in the view; pixels at ``hi`` are invalid. None:
     the canonical range widened by half its size on each side, the original's (0.8–1.2 for
@@ -87,11 +95,13 @@ class ModelConfig:
     object stands in front of it."""
 
     def __post_init__(self) -> None:
-        """Reject a view depth clamp whose low end is not below its high end."""
+        """Reject a bad view depth clamp (lo ≥ hi) or scale range (outside [0, 1))."""
         if self.view_depth_range is not None:
             lo, hi = self.view_depth_range
             if not lo < hi:
                 raise ValueError(f"model.view_depth_range must have lo < hi, got [{lo}, {hi}]")
+        if not 0.0 <= self.scale_range < 1.0:
+            raise ValueError(f"model.scale_range must be in [0, 1), got {self.scale_range}")
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -151,7 +161,8 @@ class Unsup3D(nn.Module):
             raw_height = math.atanh(cfg.dome_depth_init / half_span)
             self.depth_template = nn.Parameter(-raw_height * dome_template(64))
         self.albedo_net = EncoderDecoder(3, cfg.width, cfg.depth_zdim, use_tanh=True)
-        self.view_net = Encoder(6, cfg.encoder_width) if cfg.predict_view else None
+        view_outputs = 7 if cfg.scale_range > 0 else 6
+        self.view_net = Encoder(view_outputs, cfg.encoder_width) if cfg.predict_view else None
         self.light_net = Encoder(4, cfg.encoder_width) if cfg.use_light else None
         self.confidence_net = (
             ConfidenceNet(cfg.width, cfg.confidence_zdim) if cfg.use_confidence else None
@@ -216,7 +227,7 @@ class Unsup3D(nn.Module):
         depth = self._decode_depth(widen(raw_depth))
         albedo = (widen(raw_albedo) + 1) / 2
         ambient, diffuse, light_direction = self._light(signed, raw_light)
-        angles, translation = self._view(signed, raw_view)
+        angles, translation, scale = self._view(signed, raw_view)
         confidence, perceptual_confidence = (c if c is None else widen(c) for c in confidences)
         return Decomposition(
             depth=fill_border(depth, self.border_depth),
@@ -227,6 +238,7 @@ class Unsup3D(nn.Module):
             light_direction=light_direction,
             view_angles=angles,
             view_translation=translation,
+            view_scale=scale,
             confidence=confidence,
             perceptual_confidence=perceptual_confidence,
         )
@@ -253,10 +265,10 @@ class Unsup3D(nn.Module):
             raw_view = self.view_net(signed) if self.view_net is not None else None
         depth = self._decode_depth(widen(raw_depth))
         depth = fill_border(depth, self.border_depth)  # (B, 1, H, W)
-        angles, translation = self._view(signed, raw_view)  # (B, 3) each
+        angles, translation, scale = self._view(signed, raw_view)  # (B, 3), (B, 3), (B,)
         rotation = euler_to_rotation(angles)  # (B, 3, 3)
         view_depth, view_mask, _ = self.renderer.warp_depth(
-            depth, rotation, translation, self.view_depth_range
+            depth, rotation, translation, self.view_depth_range, scale
         )
         return view_depth, view_mask, rotation
 
@@ -267,16 +279,17 @@ class Unsup3D(nn.Module):
             raw = raw + self.depth_template
         return decode_depth(raw, cfg.min_depth, cfg.max_depth, cfg.depth_centring)
 
-    def _view(self, signed: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _view(self, signed: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
         if raw is None:  # supervised baseline: depth is predicted in the input view
             zeros = signed.new_zeros(signed.shape[0], 3)
-            return zeros, zeros
+            return zeros, zeros, None
         cfg = self.cfg
         return decode_view(
             widen(raw),
             cfg.rotation_range_deg,
             cfg.xy_translation_range,
             cfg.z_translation_range,
+            cfg.scale_range,
         )
 
     def _light(self, signed: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -308,19 +321,20 @@ class Unsup3D(nn.Module):
         depth, albedo = decomp.depth, decomp.albedo  # (B, 1, H, W), (B, 3, H, W)
         light = (decomp.light_direction, decomp.ambient, decomp.diffuse)
         rotation = euler_to_rotation(decomp.view_angles)  # (B, 3, 3)
-        translation = decomp.view_translation  # (B, 3)
+        translation, scale = decomp.view_translation, decomp.view_scale  # (B, 3), (B,) or None
         if mirror:
             depth = _with_mirror(depth, cfg.flip_depth)  # (2B, 1, H, W)
             albedo = _with_mirror(albedo, cfg.flip_albedo)  # (2B, 3, H, W)
             light = tuple(x.repeat(2, *([1] * (x.dim() - 1))) for x in light)
             rotation, translation = rotation.repeat(2, 1, 1), translation.repeat(2, 1)
+            scale = None if scale is None else scale.repeat(2)
         normal = self.renderer.normals(depth)  # (N, H, W, 3), N = 2B or B
         shading = lambertian_shading(normal, *light)  # (N, 1, H, W)
         canonical_image = albedo * shading  # (N, 3, H, W)
         view_depth, view_mask, dropped = self.renderer.warp_depth(
-            depth, rotation, translation, self.view_depth_range
+            depth, rotation, translation, self.view_depth_range, scale
         )
-        grid = self.renderer.inverse_grid(view_depth, rotation, translation)  # (N, H, W, 2)
+        grid = self.renderer.inverse_grid(view_depth, rotation, translation, scale)  # (N, H, W, 2)
         # Sample around mid-grey: out-of-image samples read 0.5, the original's 0 in [-1, 1].
         warped = sample_canonical(canonical_image - 0.5, grid) + 0.5
         if mirror:

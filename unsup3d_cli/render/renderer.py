@@ -91,8 +91,12 @@ class Renderer(nn.Module):
         rotation: Tensor,
         translation: Tensor,
         depth_range: tuple[float, float],
+        scale: Tensor | None = None,
     ) -> WarpedDepth:
-        """View depth (B, 1, H, W), validity mask and drop count of a canonical depth map."""
+        """View depth (B, 1, H, W), validity mask and drop count of a canonical depth map.
+
+        ``scale`` (B,) resizes the object about the pivot before the rigid motion (None: 1).
+        """
         return warp_depth(
             canonical_depth,
             rotation,
@@ -100,10 +104,17 @@ class Renderer(nn.Module):
             self.intrinsics(canonical_depth),
             self.cfg.rot_center_depth,
             depth_range,
+            scale=scale,
             **self.cfg.raster_options(),
         )
 
-    def inverse_grid(self, view_depth: Tensor, rotation: Tensor, translation: Tensor) -> Tensor:
+    def inverse_grid(
+        self,
+        view_depth: Tensor,
+        rotation: Tensor,
+        translation: Tensor,
+        scale: Tensor | None = None,
+    ) -> Tensor:
         """Sampling grid (B, H, W, 2) from the view into the canonical frame."""
         return inverse_warp_grid(
             view_depth,
@@ -111,6 +122,7 @@ class Renderer(nn.Module):
             translation,
             self.intrinsics(view_depth),
             self.cfg.rot_center_depth,
+            scale,
         )
 
     def render_view(

@@ -39,12 +39,16 @@ def posed_mesh(
     translation: Tensor,
     intrinsics: Tensor,
     pivot_depth: float,
+    scale: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """The depth map's grid mesh moved into the view: vertices (B, H·W, 3) and faces (F, 3)."""
+    """The depth map's grid mesh moved into the view: vertices (B, H·W, 3) and faces (F, 3).
+
+    ``scale`` (B,) resizes the mesh about the pivot before the rigid motion (None: 1).
+    """
     check_shape(canonical_depth, "B 1 H W", "canonical_depth")
     height, width = canonical_depth.shape[-2:]
     points = depth_to_points(canonical_depth, intrinsics)  # (B, H, W, 3)
-    posed = rigid_transform(points, rotation, translation, pivot_depth)  # (B, H, W, 3)
+    posed = rigid_transform(points, rotation, translation, pivot_depth, scale)  # (B, H, W, 3)
     faces = grid_faces(height, width, device=canonical_depth.device)
     return posed.reshape(points.shape[0], -1, 3), faces
 
@@ -56,6 +60,8 @@ def warp_depth(
     intrinsics: Tensor,
     pivot_depth: float,
     depth_range: tuple[float, float],
+    *,
+    scale: Tensor | None = None,
     **raster_options,
 ) -> WarpedDepth:
     """Render the canonical depth map as a mesh seen from the viewpoint (R, t).
@@ -68,6 +74,7 @@ def warp_depth(
         pivot_depth: z of the rotation pivot.
         depth_range: (lo, hi) clamp of the rendered depth; pixels at ``hi`` (background
             included) are invalid. The clamp stops gradients at clamped pixels, as in the original.
+        scale: the object's size change about the pivot, shape (B,); None is 1.
         **raster_options: keyword arguments of :func:`rasterize_depth` (``max_candidates``,
             ``fixed_size``, ``slots_per_pixel``).
 
@@ -75,7 +82,9 @@ def warp_depth(
         The :class:`WarpedDepth`: view depth clamped to ``depth_range``, the validity mask (1
         where depth < hi) and the rasterizer's drop count.
     """
-    vertices, faces = posed_mesh(canonical_depth, rotation, translation, intrinsics, pivot_depth)
+    vertices, faces = posed_mesh(
+        canonical_depth, rotation, translation, intrinsics, pivot_depth, scale
+    )
     size = tuple(canonical_depth.shape[-2:])
     raster = rasterize_depth(vertices, faces, intrinsics, size, **raster_options)
     lo, hi = depth_range
@@ -89,6 +98,7 @@ def inverse_warp_grid(
     translation: Tensor,
     intrinsics: Tensor,
     pivot_depth: float,
+    scale: Tensor | None = None,
 ) -> Tensor:
     """Where each view pixel lands in the canonical image, as a ``grid_sample`` grid.
 
@@ -100,13 +110,14 @@ def inverse_warp_grid(
         translation: shape (B, 3).
         intrinsics: shape (3, 3).
         pivot_depth: z of the rotation pivot.
+        scale: the size change of the forward transform, shape (B,); None is 1.
 
     Returns:
         Sampling grid in the ``align_corners=True`` convention, shape (B, H, W, 2).
     """
     height, width = view_depth.shape[-2:]
     points = depth_to_points(view_depth, intrinsics)  # (B, H, W, 3)
-    canonical = inverse_rigid_transform(points, rotation, translation, pivot_depth)
+    canonical = inverse_rigid_transform(points, rotation, translation, pivot_depth, scale)
     return points_to_grid(canonical, intrinsics, height, width)  # (B, H, W, 2)
 
 
