@@ -323,11 +323,28 @@ def test_far_cheek_is_self_occluded_at_60_degrees_yaw():
     assert int(hidden.sum()) > 10
 
 
+def test_background_kinds_choose_the_backgrounds_and_nothing_else():
+    flat = synthesize_mesh(range(6), seed=3, cfg=MeshSynthConfig(background_kinds=("flat",)))
+    mixed = synthesize_mesh(range(6), seed=3)
+    assert {r["background"] for r in flat.metadata} == {"flat"}
+    assert len({r["background"] for r in mixed.metadata}) > 1
+    for a, b in zip(flat.metadata, mixed.metadata, strict=True):  # same head, pose and light
+        a, b = dict(a), dict(b)
+        a.pop("background"), b.pop("background")
+        assert a == b
+    for k, record in enumerate(mixed.metadata):
+        same = torch.equal(flat.image[k], mixed.image[k])
+        assert same == (record["background"] == "flat")
+    torch.testing.assert_close(flat.depth, mixed.depth)
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="samples_per_side"):
         MeshSynthConfig(samples_per_side=2)
     with pytest.raises(ValueError, match="face_fraction_range"):
         MeshSynthConfig(face_fraction_range=(0.6, 0.4))
+    with pytest.raises(ValueError, match="background_kinds"):
+        MeshSynthConfig(background_kinds=("flat", "sky"))
 
 
 def test_render_time_of_one_image_is_reported(capsys):

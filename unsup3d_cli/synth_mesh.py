@@ -151,6 +151,9 @@ class MeshSynthConfig:
     """Fraction of samples with a neck."""
     expression_probability: float = 0.6
     """Fraction of faces with non-zero expression amounts."""
+    background_kinds: tuple[str, ...] = BACKGROUND_KINDS
+    """Backgrounds drawn from, uniformly (a subset of :data:`BACKGROUND_KINDS`; each kind
+    makes the same random draws, so the other factors of a face do not change with it)."""
     mesh_rings: int = 80
     """Latitude bands of the head's UV sphere."""
     mesh_segments: int = 112
@@ -175,6 +178,12 @@ class MeshSynthConfig:
             raise ValueError(
                 f"nearest_depth must be in [{MIN_DEPTH}, {self.rot_center_depth}), "
                 f"got {self.nearest_depth}"
+            )
+        unknown = set(self.background_kinds) - set(BACKGROUND_KINDS)
+        if not self.background_kinds or unknown:
+            raise ValueError(
+                f"background_kinds must be a non-empty subset of {BACKGROUND_KINDS}, "
+                f"got {self.background_kinds}"
             )
         if self.mesh_rings < 4 or self.mesh_segments < 4:
             raise ValueError("mesh_rings and mesh_segments must be >= 4")
@@ -398,7 +407,7 @@ def sample_mesh_face(index: int, seed: int, cfg: MeshSynthConfig) -> MeshFaceSpe
     fraction = _scalar(gen, *cfg.face_fraction_range)
     jitter = _uniform(gen, -cfg.position_jitter, cfg.position_jitter, 2)
     lighting = _sample_lighting(gen, cfg)
-    kind, background = _background(gen, cfg.image_size * cfg.samples_per_side)
+    kind, background = _background(gen, cfg.image_size * cfg.samples_per_side, cfg.background_kinds)
     return MeshFaceSpec(
         index,
         seed,
@@ -416,9 +425,14 @@ def sample_mesh_face(index: int, seed: int, cfg: MeshSynthConfig) -> MeshFaceSpe
     )
 
 
-def _background(gen: torch.Generator, size: int) -> tuple[str, Tensor]:
-    """A random display-space background (3, size, size); every kind makes the same draws."""
-    kind = BACKGROUND_KINDS[_choice(gen, len(BACKGROUND_KINDS))]
+def _background(
+    gen: torch.Generator, size: int, kinds: Sequence[str] = BACKGROUND_KINDS
+) -> tuple[str, Tensor]:
+    """A random display-space background (3, size, size) of one of ``kinds``.
+
+    Every kind makes the same random draws.
+    """
+    kind = kinds[_choice(gen, len(kinds))]
     first, second = _uniform(gen, 0.05, 0.95, 2, 3)
     angle = _scalar(gen, 0.0, 2 * math.pi)
     coarse = _uniform(gen, 0.05, 0.95, 1, 3, 6, 6)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Which of the mesh generator's factors slow the pose? The fourteen-minute lr 4e-4 probe of
+# configs/synth_mesh.yaml (the sixteenth probe's baseline) on a variant of the mesh faces made
+# by experiments/synth_variant.py (default 'plain': no fill light, no highlight, no hair, neck
+# or expressions, flat backgrounds). Same seed, so the same heads, poses and framing. Run alone:
+#   nohup bash experiments/probe_plain_faces.sh > runs/probe_plain_faces.log 2>&1 &
+#   VARIANT=flat-background nohup bash experiments/probe_plain_faces.sh > runs/probe_flat_bg.log 2>&1 &
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+VARIANT=${VARIANT:-plain}
+DATA=data/synth_mesh_$VARIANT
+mkdir -p runs/probes
+if [ ! -f "$DATA/variant.json" ]; then
+    "$PY" experiments/synth_variant.py "$DATA" --variant "$VARIANT" --num 3750 --seed 0 \
+        --workers 2 --force
+fi
+"$PY" experiments/probe_recipe.py --config configs/synth_mesh.yaml \
+    --set data.root="$DATA" --set train.lr_decay_fraction=0 \
+    --set train.precision=fp32 --set train.lr=0.0004 \
+    --steps 100000 --minutes 14 --every 500 --val 256 --threads 2 \
+    --label "mesh-$VARIANT-lr4e-4" --out "runs/probes/mesh_${VARIANT}_lr4e-4.jsonl" \
+    --save "runs/probes/mesh_${VARIANT}_lr4e-4.pt"
