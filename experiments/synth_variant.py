@@ -12,7 +12,8 @@ light) plus ``variant.json`` with the settings changed. Variants:
   backgrounds only (gamma kept);
 - ``flat-background``: flat backgrounds only;
 - ``bald``: no hair and no neck;
-- ``lambertian``: no fill light and no specular highlight.
+- ``lambertian``: no fill light and no specular highlight;
+- ``expressionless``: no expressions.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ VARIANTS: dict[str, dict] = {
     "flat-background": {"background_kinds": ("flat",)},
     "bald": {"hair_probability": 0.0, "neck_probability": 0.0},
     "lambertian": {"fill_range": (0.0, 0.0), "specular_range": (0.0, 0.0)},
+    "expressionless": {"expression_probability": 0.0},
 }
 
 
