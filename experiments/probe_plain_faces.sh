@@ -5,19 +5,26 @@
 # or expressions, flat backgrounds). Same seed, so the same heads, poses and framing. Run alone:
 #   nohup bash experiments/probe_plain_faces.sh > runs/probe_plain_faces.log 2>&1 &
 #   VARIANT=flat-background nohup bash experiments/probe_plain_faces.sh > runs/probe_flat_bg.log 2>&1 &
+# VARIANT=default probes the default mesh faces (data/synth_mesh, made by `unsup3d synth`);
+# SEED (default 0) is train.seed, for the run-to-run spread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 VARIANT=${VARIANT:-plain}
+SEED=${SEED:-0}
 DATA=data/synth_mesh_$VARIANT
+NAME=mesh_${VARIANT}_lr4e-4
+if [ "$SEED" != 0 ]; then NAME=${NAME}_seed$SEED; fi
 mkdir -p runs/probes
-if [ ! -f "$DATA/variant.json" ]; then
+if [ "$VARIANT" = default ]; then
+    DATA=data/synth_mesh
+    [ -d "$DATA/train" ] || .venv/bin/unsup3d synth "$DATA" --num 3750 --seed 0 --workers 2
+elif [ ! -f "$DATA/variant.json" ]; then
     "$PY" experiments/synth_variant.py "$DATA" --variant "$VARIANT" --num 3750 --seed 0 \
         --workers 2 --force
 fi
 "$PY" experiments/probe_recipe.py --config configs/synth_mesh.yaml \
     --set data.root="$DATA" --set train.lr_decay_fraction=0 \
-    --set train.precision=fp32 --set train.lr=0.0004 \
+    --set train.precision=fp32 --set train.lr=0.0004 --set train.seed="$SEED" \
     --steps 100000 --minutes 14 --every 500 --val 256 --threads 2 \
-    --label "mesh-$VARIANT-lr4e-4" --out "runs/probes/mesh_${VARIANT}_lr4e-4.jsonl" \
-    --save "runs/probes/mesh_${VARIANT}_lr4e-4.pt"
+    --label "$NAME" --out "runs/probes/$NAME.jsonl" --save "runs/probes/$NAME.pt"
