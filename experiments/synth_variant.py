@@ -13,7 +13,8 @@ light) plus ``variant.json`` with the settings changed. Variants:
 - ``flat-background``: flat backgrounds only;
 - ``bald``: no hair and no neck;
 - ``lambertian``: no fill light and no specular highlight;
-- ``expressionless``: no expressions.
+- ``expressionless``: no expressions;
+- ``hair-only``: ``plain`` with the hair and neck kept.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ VARIANTS: dict[str, dict] = {
     "bald": {"hair_probability": 0.0, "neck_probability": 0.0},
     "lambertian": {"fill_range": (0.0, 0.0), "specular_range": (0.0, 0.0)},
     "expressionless": {"expression_probability": 0.0},
+}
+VARIANTS["hair-only"] = {
+    k: v for k, v in VARIANTS["plain"].items() if k not in {"hair_probability", "neck_probability"}
 }
 
 
