@@ -15,6 +15,7 @@ from unsup3d_cli.losses import (
     VGGFeatures,
     depth_smoothness,
     flip_weight,
+    gradient_nll,
     perceptual_nll,
     photometric_nll,
     total_loss,
@@ -42,6 +43,55 @@ def test_photometric_with_confidence_is_the_laplace_nll():
     per_pixel = [math.sqrt(2) * 0.5 / (s + EPS) + math.log(s + EPS) for s in (0.5, 2.0)]
     value = photometric_nll(recon, target, mask, sigma).item()
     assert value == pytest.approx(sum(per_pixel) / 2, rel=1e-6)
+
+
+def _naive_gradient_nll(recon, target, mask, sigma=None):
+    """gradient_nll pair by pair, in Python loops."""
+    _, channels, height, width = recon.shape
+    means = []
+    for dy, dx in ((0, 1), (1, 0)):
+        num = den = 0.0
+        for y in range(height - dy):
+            for x in range(width - dx):
+                w = float(mask[0, 0, y, x] * mask[0, 0, y + dy, x + dx])
+                for c in range(channels):
+                    a = 2 * (recon[0, c, y, x] - target[0, c, y, x])
+                    b = 2 * (recon[0, c, y + dy, x + dx] - target[0, c, y + dy, x + dx])
+                    loss = abs(float(b - a))
+                    if sigma is not None:
+                        s = 0.5 * float(sigma[0, 0, y, x] + sigma[0, 0, y + dy, x + dx])
+                        loss = math.sqrt(2) * loss / (s + EPS) + math.log(s + EPS)
+                    num, den = num + w * loss, den + w
+        means.append(num / den)
+    return 0.5 * sum(means)
+
+
+def test_gradient_nll_of_a_ramp_and_an_offset():
+    ramp = torch.linspace(0.0, 0.6, 7).view(1, 1, 1, 7).expand(1, 3, 5, 7)
+    mask = torch.ones(1, 1, 5, 7)
+    # horizontal differences 0.1 ([0, 1] units), 0.2 in [-1, 1] units; vertical ones 0
+    assert gradient_nll(torch.zeros_like(ramp), ramp, mask).item() == pytest.approx(0.1)
+    assert gradient_nll(ramp + 0.3, ramp, mask).item() == pytest.approx(0.0, abs=1e-7)
+    sigma = torch.full((1, 1, 5, 7), 0.5)
+    horizontal = math.sqrt(2) * 0.2 / (0.5 + EPS) + math.log(0.5 + EPS)
+    vertical = math.log(0.5 + EPS)
+    value = gradient_nll(torch.zeros_like(ramp), ramp, mask, sigma).item()
+    assert value == pytest.approx(0.5 * (horizontal + vertical), rel=1e-6)
+
+
+def test_gradient_nll_matches_a_naive_loop_with_a_mask_and_confidence():
+    torch.manual_seed(0)
+    recon, target = torch.rand(1, 2, 4, 5), torch.rand(1, 2, 4, 5)
+    mask = (torch.rand(1, 1, 4, 5) > 0.3).float()
+    sigma = 0.5 + torch.rand(1, 1, 4, 5)
+    for s in (None, sigma):
+        expected = _naive_gradient_nll(recon, target, mask, s)
+        assert gradient_nll(recon, target, mask, s).item() == pytest.approx(expected, rel=1e-5)
+    changed = target.clone()
+    changed[0, :, 0, 0] += 0.5  # only pairs with a masked-out pixel see this one
+    mask[0, 0, 0, 0] = 0.0
+    expected = gradient_nll(recon, target, mask, sigma)
+    torch.testing.assert_close(gradient_nll(recon, changed, mask, sigma), expected)
 
 
 def test_perceptual_uses_the_average_pooled_mask_and_gaussian_nll():
@@ -78,6 +128,7 @@ def test_gradcheck_losses():
     sigma = (0.5 + torch.rand(1, 1, 4, 4, dtype=torch.float64)).requires_grad_()
     mask = (torch.rand(1, 1, 4, 4, dtype=torch.float64) > 0.3).double()
     assert gradcheck(lambda r, s: photometric_nll(r, target, mask, s), (recon, sigma))
+    assert gradcheck(lambda r, s: gradient_nll(r, target, mask, s), (recon, sigma))
     feats = torch.rand(1, 2, 2, 2, dtype=torch.float64, requires_grad=True)
     small_sigma = (0.5 + torch.rand(1, 1, 2, 2, dtype=torch.float64)).requires_grad_()
     assert gradcheck(
@@ -123,7 +174,9 @@ def test_total_loss_combines_the_terms_with_their_weights():
     image = torch.rand(2, 3, 64, 64)
     decomp = model(image)
     recon = model.reconstruct(decomp)
-    cfg = LossConfig(lam_perc=0.3, lam_flip=0.5, lam_depth_smooth=0.1, lam_view_centre=2.0)
+    cfg = LossConfig(
+        lam_perc=0.3, lam_flip=0.5, lam_depth_smooth=0.1, lam_view_centre=2.0, lam_gradient=0.7
+    )
     vgg = VGGFeatures()
     terms = total_loss(image, decomp, recon, cfg, vgg, epoch=3, depth_span=0.2)
     # each term recomputed from its own function, on the branch and σ channel it belongs to
@@ -132,6 +185,8 @@ def test_total_loss_combines_the_terms_with_their_weights():
     expected = {
         "photometric": photometric_nll(recon_image, image, recon.mask, sigma[:, :1]),
         "photometric_flip": photometric_nll(recon_flip, image, recon.mask, sigma[:, 1:]),
+        "gradient": gradient_nll(recon_image, image, recon.mask, sigma[:, :1]),
+        "gradient_flip": gradient_nll(recon_flip, image, recon.mask, sigma[:, 1:]),
         "perceptual": perceptual_nll(vgg(recon_image), vgg(image), recon.mask, sigma_p[:, :1]),
         "perceptual_flip": perceptual_nll(vgg(recon_flip), vgg(image), recon.mask, sigma_p[:, 1:]),
         "depth_smooth": depth_smoothness(decomp.depth_unbordered, 0.2),
@@ -142,15 +197,22 @@ def test_total_loss_combines_the_terms_with_their_weights():
     perceptual = expected["perceptual"] + 0.5 * expected["perceptual_flip"]
     manual = expected["photometric"] + 0.5 * expected["photometric_flip"] + 0.3 * perceptual
     manual = manual + 0.1 * expected["depth_smooth"] + 2.0 * expected["view_centre"]
+    manual = manual + 0.7 * (expected["gradient"] + 0.5 * expected["gradient_flip"])
     torch.testing.assert_close(terms.total, manual)
     assert terms.perceptual != 0 and terms.depth_smooth > 0 and terms.view_centre > 0
+    assert terms.gradient != 0 and terms.gradient_flip != 0
     without = total_loss(image, decomp, recon, cfg, None, epoch=3, depth_span=0.2)
     assert without.perceptual == 0 and without.perceptual_flip == 0
     names = {"photometric", "photometric_flip", "perceptual", "perceptual_flip"}
+    names |= {"gradient", "gradient_flip"}
     assert set(terms.as_dict()) == names | {
         "depth_smooth", "view_centre", "depth_supervised", "total", "raster_dropped"
     }  # fmt: skip
     assert terms.depth_supervised == 0
+    off = total_loss(image, decomp, recon, LossConfig(), None, epoch=3, depth_span=0.2)
+    assert off.gradient == 0 and off.gradient_flip == 0
+    with pytest.raises(ValueError, match="loss.lam_gradient"):
+        LossConfig(lam_gradient=-1.0)
 
 
 def test_view_centre_prior_is_the_squared_norm_of_the_batch_mean() -> None:

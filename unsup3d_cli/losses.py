@@ -28,6 +28,12 @@ class LossConfig:
     """First epoch (0-based) at which ``lam_flip`` applies; earlier epochs use weight 1."""
     lam_depth_smooth: float = 0.0
     """Weight of the canonical-depth smoothness term."""
+    lam_gradient: float = 0.0
+    """Weight of an image-gradient term, not in the paper (0 there): the Laplace NLL of the
+    reconstruction's horizontal and vertical finite differences against the input's, with the
+    photometric term's σ, for each branch (the flipped one weighted by λ_flip). An edge term
+    that needs no pretrained network, for where the perceptual term is off: it weighs the
+    small features (eyes, nostrils, mouth corners) by their edges, not their few pixels."""
     lam_view_centre: float = 0.0
     """Weight of a prior that keeps the *batch mean* of the predicted rotation angles at zero,
     ``‖mean_b (rx, ry, rz)_b‖²`` (radians). Not in the paper (0 there). It fixes the gauge of
@@ -42,7 +48,9 @@ class LossConfig:
     the ground-truth foreground, instead of every other term (needs data with depth)."""
 
     def __post_init__(self) -> None:
-        """Reject unknown supervision modes."""
+        """Reject unknown supervision modes and a negative gradient weight."""
+        if self.lam_gradient < 0:
+            raise ValueError(f"loss.lam_gradient must be ≥ 0, got {self.lam_gradient}")
         if self.supervision not in SUPERVISION_MODES:
             raise ValueError(
                 f"supervision must be one of {SUPERVISION_MODES}, got {self.supervision!r}"
@@ -71,6 +79,8 @@ class LossTerms:
 
     photometric: Tensor
     photometric_flip: Tensor
+    gradient: Tensor
+    gradient_flip: Tensor
     perceptual: Tensor
     perceptual_flip: Tensor
     depth_smooth: Tensor
@@ -157,6 +167,52 @@ def photometric_nll(
     if confidence is not None:
         loss = math.sqrt(2) * loss / (confidence + EPS) + torch.log(confidence + EPS)
     return _masked_mean(loss, mask, group)
+
+
+def gradient_nll(
+    recon: Tensor,
+    target: Tensor,
+    mask: Tensor,
+    confidence: Tensor | None = None,
+    group: BatchGroup | None = None,
+) -> Tensor:
+    """Masked Laplace negative log-likelihood of the images' finite differences.
+
+    ``ℓ = |Δr − Δt|`` for the horizontal and the vertical differences of neighbouring pixels
+    (in [-1, 1] units, as :func:`photometric_nll`), each pair weighted by the product of its
+    two pixels' mask and with σ the mean of their two σ; with a confidence map
+    ``√2·ℓ/(σ+ε) + ln(σ+ε)``. The mean of the horizontal and the vertical pairs' masked means.
+
+    Args:
+        recon: reconstructed images (B, C, H, W) in [0, 1].
+        target: input images (B, C, H, W) in [0, 1].
+        mask: pixel weights (B, 1, H, W).
+        confidence: σ (B, 1, H, W), or None.
+        group: the processes sharing the batch (None: this process only).
+
+    Returns:
+        Scalar loss.
+    """
+    check_shape(recon, "B C H W", "recon")
+    check_shape(mask, "B 1 H W", "mask")
+    error = 2 * (recon - target)
+    total = error.new_zeros(())
+    for dim in (-1, -2):
+        error_a, error_b = _neighbours(error, dim)
+        loss = (error_b - error_a).abs()
+        if confidence is not None:
+            sigma_a, sigma_b = _neighbours(confidence, dim)
+            sigma = 0.5 * (sigma_a + sigma_b)
+            loss = math.sqrt(2) * loss / (sigma + EPS) + torch.log(sigma + EPS)
+        mask_a, mask_b = _neighbours(mask, dim)
+        total = total + 0.5 * _masked_mean(loss, mask_a * mask_b, group)
+    return total
+
+
+def _neighbours(x: Tensor, dim: int) -> tuple[Tensor, Tensor]:
+    """``x`` without its last and without its first slice along ``dim``: each pixel's pair."""
+    size = x.shape[dim] - 1
+    return x.narrow(dim, 0, size), x.narrow(dim, 1, size)
 
 
 def perceptual_nll(
@@ -309,7 +365,7 @@ def supervised_loss(
     depth = supervised_depth_loss(view_depth, gt_depth, group)
     zero = depth.new_zeros(())
     dropped = _dropped(recon, zero)
-    return LossTerms(zero, zero, zero, zero, zero, zero, depth, depth, dropped)
+    return LossTerms(zero, zero, zero, zero, zero, zero, zero, zero, depth, depth, dropped)
 
 
 def total_loss(
@@ -324,6 +380,9 @@ def total_loss(
     group: BatchGroup | None = None,
 ) -> LossTerms:
     """The full objective ``L1 + λf·L1' + λp·(Lp + λf·Lp') + λsm·Lsm`` (reference §4).
+
+    Our additions, each off at weight 0: ``λg·(Lg + λf·Lg')`` (:func:`gradient_nll`) and
+    ``λvc·Lvc`` (:func:`view_centre_prior`).
 
     Args:
         image: input images (B, 3, H, W) in [0, 1].
@@ -342,7 +401,10 @@ def total_loss(
     photo = photometric_nll(recon_image, image, recon.mask, sigma[0], group)
     photo_flip = photometric_nll(recon_flip, image, recon.mask, sigma[1], group)
     zero = image.new_zeros(())
-    perc = perc_flip = smooth = zero
+    perc = perc_flip = smooth = grad = grad_flip = zero
+    if cfg.lam_gradient > 0:
+        grad = gradient_nll(recon_image, image, recon.mask, sigma[0], group)
+        grad_flip = gradient_nll(recon_flip, image, recon.mask, sigma[1], group)
     if features is not None and cfg.lam_perc > 0:
         perc, perc_flip = _perceptual_terms(image, recon, decomp, features, group)
     if cfg.lam_depth_smooth > 0:
@@ -351,12 +413,15 @@ def total_loss(
     total = (
         photo
         + lam_flip * photo_flip
+        + cfg.lam_gradient * (grad + lam_flip * grad_flip)
         + cfg.lam_perc * (perc + lam_flip * perc_flip)
         + cfg.lam_depth_smooth * smooth
         + cfg.lam_view_centre * centre
     )
     dropped = _dropped(recon, zero)
-    return LossTerms(photo, photo_flip, perc, perc_flip, smooth, centre, zero, total, dropped)
+    return LossTerms(
+        photo, photo_flip, grad, grad_flip, perc, perc_flip, smooth, centre, zero, total, dropped
+    )
 
 
 def _dropped(recon: Reconstruction, zero: Tensor) -> Tensor:
