@@ -308,6 +308,23 @@ def test_bad_view_depth_range_is_a_value_error():
         ModelConfig(view_depth_range=(1.2, 0.8))
 
 
+def test_albedo_width_widens_the_albedo_network_alone():
+    narrow = Unsup3D(TINY, Renderer())
+    wide = Unsup3D(ModelConfig(**{**TINY.__dict__, "albedo_width": 2 * TINY.width}), Renderer())
+    assert _count(wide.albedo_net) == _count(EncoderDecoder(3, 2 * TINY.width, TINY.depth_zdim))
+    assert _count(wide.albedo_net) > _count(narrow.albedo_net)
+    for name in ("depth_net", "view_net", "light_net", "confidence_net"):
+        assert _count(getattr(wide, name)) == _count(getattr(narrow, name)), name
+    decomp = wide(torch.rand(2, 3, 64, 64))
+    assert decomp.albedo.shape == (2, 3, 64, 64)
+    wide.reconstruct(decomp).image.mean().backward()
+    assert all(p.grad is not None for p in wide.albedo_net.parameters())
+    same = ModelConfig(**{**TINY.__dict__, "albedo_width": TINY.width})
+    assert _count(Unsup3D(same, Renderer())) == _count(narrow)
+    with pytest.raises(ValueError, match="albedo_width"):
+        ModelConfig(albedo_width=6)
+
+
 def test_scale_range_predicts_a_bounded_size_that_resizes_the_view():
     model = Unsup3D(ModelConfig(**{**TINY.__dict__, "scale_range": 0.3}), Renderer())
     assert model.view_net.layers[-2].out_channels == 7

@@ -75,6 +75,9 @@ class ModelConfig:
     """Base channel width of the depth, albedo and confidence networks (multiple of 4, ≥ 16)."""
     encoder_width: int = 32
     """Base channel width of the viewpoint and light encoders."""
+    albedo_width: int | None = None
+    """Base channel width of the albedo network alone (None: ``width``, as in the paper). Not
+    in the paper: a sharper canonical image for a width that the CPU can afford elsewhere."""
     depth_zdim: int = 256
     """Bottleneck size of the depth and albedo networks."""
     confidence_zdim: int = 128
@@ -95,7 +98,11 @@ class ModelConfig:
     object stands in front of it."""
 
     def __post_init__(self) -> None:
-        """Reject a bad view depth clamp (lo ≥ hi) or scale range (outside [0, 1))."""
+        """Reject a bad view depth clamp (lo ≥ hi), scale range (outside [0, 1)) or albedo width."""
+        if self.albedo_width is not None and (self.albedo_width < 4 or self.albedo_width % 4):
+            raise ValueError(
+                f"model.albedo_width must be a positive multiple of 4, got {self.albedo_width}"
+            )
         if self.view_depth_range is not None:
             lo, hi = self.view_depth_range
             if not lo < hi:
@@ -160,7 +167,8 @@ class Unsup3D(nn.Module):
         if cfg.dome_depth_init > 0:  # raw units: decode_depth is ≈ linear at these heights
             raw_height = math.atanh(cfg.dome_depth_init / half_span)
             self.depth_template = nn.Parameter(-raw_height * dome_template(64))
-        self.albedo_net = EncoderDecoder(3, cfg.width, cfg.depth_zdim, use_tanh=True)
+        albedo_width = cfg.width if cfg.albedo_width is None else cfg.albedo_width
+        self.albedo_net = EncoderDecoder(3, albedo_width, cfg.depth_zdim, use_tanh=True)
         view_outputs = 7 if cfg.scale_range > 0 else 6
         self.view_net = Encoder(view_outputs, cfg.encoder_width) if cfg.predict_view else None
         self.light_net = Encoder(4, cfg.encoder_width) if cfg.use_light else None
