@@ -165,8 +165,13 @@ def photometric_nll(
     check_shape(mask, "B 1 H W", "mask")
     loss = 2 * (recon - target).abs()  # |Δ| in [-1, 1] units
     if confidence is not None:
-        loss = math.sqrt(2) * loss / (confidence + EPS) + torch.log(confidence + EPS)
+        loss = _laplace_nll(loss, confidence)
     return _masked_mean(loss, mask, group)
+
+
+def _laplace_nll(loss: Tensor, sigma: Tensor) -> Tensor:
+    """``√2·ℓ/(σ+ε) + ln(σ+ε)``, the Laplace NLL of an error ℓ with scale σ."""
+    return math.sqrt(2) * loss / (sigma + EPS) + torch.log(sigma + EPS)
 
 
 def gradient_nll(
@@ -202,8 +207,7 @@ def gradient_nll(
         loss = (error_b - error_a).abs()
         if confidence is not None:
             sigma_a, sigma_b = _neighbours(confidence, dim)
-            sigma = 0.5 * (sigma_a + sigma_b)
-            loss = math.sqrt(2) * loss / (sigma + EPS) + torch.log(sigma + EPS)
+            loss = _laplace_nll(loss, 0.5 * (sigma_a + sigma_b))
         mask_a, mask_b = _neighbours(mask, dim)
         total = total + 0.5 * _masked_mean(loss, mask_a * mask_b, group)
     return total
