@@ -229,6 +229,25 @@ def test_without_light_the_canonical_image_is_the_albedo():
     torch.testing.assert_close(recon.canonical_image[:2], decomp.albedo)
 
 
+def test_light_mix_blends_the_shading_from_none_to_the_predicted_light():
+    torch.manual_seed(0)
+    model = Unsup3D(TINY, Renderer())
+    image = torch.rand(2, 3, 64, 64)
+    lit = model(image)
+    model.light_mix = 0.0  # unshaded: the canonical image is the albedo
+    off = model(image)
+    torch.testing.assert_close(off.ambient, torch.ones(2))
+    torch.testing.assert_close(off.diffuse, torch.zeros(2))
+    torch.testing.assert_close(model.reconstruct(off).canonical_image[:2], off.albedo)
+    model.light_mix = 0.25  # shading 1 − m + m·(ka + kd·max(0, n·l)): linear in m
+    part = model(image)
+    torch.testing.assert_close(part.ambient, 0.75 + 0.25 * lit.ambient)
+    torch.testing.assert_close(part.diffuse, 0.25 * lit.diffuse)
+    torch.testing.assert_close(part.light_direction, lit.light_direction)
+    shading = [model.reconstruct(d).canonical_image[:2] / d.albedo for d in (off, part, lit)]
+    torch.testing.assert_close(shading[1], 0.75 * shading[0] + 0.25 * shading[2])
+
+
 def test_gradients_reach_every_network():
     model = Unsup3D(TINY, Renderer())
     image = torch.rand(2, 3, 64, 64)

@@ -84,6 +84,35 @@ def test_learning_rate_is_constant_then_falls_linearly_to_zero():
     assert trainer.learning_rate(constant, 0.99) == 1e-3
 
 
+def test_light_warmup_holds_the_light_off_then_fades_it_in():
+    cfg = _cfg("train.light_warmup_steps=4").train
+    mixes = [trainer.light_mix(cfg, step) for step in (0, 3, 4, 5, 6, 8, 20)]
+    assert mixes == pytest.approx([0.0, 0.0, 0.0, 0.25, 0.5, 1.0, 1.0])
+    assert trainer.light_mix(_cfg().train, 0) == 1.0  # off by default: the paper's
+    with pytest.raises(ConfigError, match="light_warmup_steps"):
+        _cfg("train.light_warmup_steps=-1")
+
+
+def test_light_warmup_leaves_the_light_network_untouched_while_off():
+    torch.manual_seed(0)
+    setup = _setup(_cfg("train.light_warmup_steps=2"))
+    model = setup.model
+
+    def unchanged(net: torch.nn.Module, before: list[torch.Tensor]) -> bool:
+        return all(torch.equal(p, q) for p, q in zip(net.parameters(), before, strict=True))
+
+    light = [p.detach().clone() for p in model.light_net.parameters()]
+    depth = [p.detach().clone() for p in model.depth_net.parameters()]
+    image = torch.rand(3, 3, 64, 64)
+    for step in range(3):  # mix 0 at steps 0-2: no update, and no weight decay either
+        trainer.train_step(setup, image, trainer.Progress(step=step))
+        assert model.light_mix == 0.0
+    assert unchanged(model.light_net, light) and not unchanged(model.depth_net, depth)
+    trainer.train_step(setup, image, trainer.Progress(step=3))  # mix 0.5: it learns
+    assert model.light_mix == 0.5
+    assert not unchanged(model.light_net, light)
+
+
 def test_training_logs_the_decayed_learning_rate(tmp_path):
     cfg = _cfg("data.synthetic_train_size=12", "train.num_epochs=1", "train.max_steps=100",
                "train.lr=1e-3", "train.lr_decay_fraction=0.5", "train.validate=false")  # fmt: skip

@@ -63,6 +63,12 @@ class TrainConfig:
     the paper). Adam moves each weight by about the learning rate per step whatever the size of
     its gradient, so a view that has tens of degrees to travel gets there only as fast as the
     rate allows."""
+    light_warmup_steps: int = 0
+    """Steps at the start with the light off (the canonical image is the albedo, unshaded),
+    after which the light fades in linearly over as many steps again (0: on from the start, as
+    in the paper). The light network is not updated, nor decayed, while off. Not in the paper:
+    on the mesh faces the predicted light follows the camera-frame light and takes up part of
+    each head's turn (experiments/light_frame.py); without a light the views turn further."""
     betas: tuple[float, float] = (0.9, 0.999)
     """Adam betas."""
     weight_decay: float = 5e-4
@@ -122,6 +128,10 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.light_warmup_steps < 0:
+            raise ValueError(
+                f"train.light_warmup_steps must be >= 0, got {self.light_warmup_steps}"
+            )
 
 
 log = logging.getLogger(__name__)
@@ -277,6 +287,17 @@ def learning_rate(cfg: TrainConfig, fraction: float) -> float:
     return cfg.lr * max(0.0, 1.0 - fraction) / decay
 
 
+def light_mix(cfg: TrainConfig, step: int) -> float:
+    """The light's share of the shading at ``step`` (:attr:`Unsup3D.light_mix`).
+
+    0 for the first ``light_warmup_steps`` steps, then rising linearly to 1 over as many again.
+    """
+    warmup = cfg.light_warmup_steps
+    if warmup <= 0:
+        return 1.0
+    return min(1.0, max(0.0, step / warmup - 1.0))
+
+
 def compute_loss(
     model: Unsup3D,
     features: nn.Module | None,
@@ -313,13 +334,18 @@ def train_step(
     A non-finite loss is not checked here (that would wait for the device at every step):
     :func:`fit` checks the logged terms every ``log_every_steps`` steps and before every save.
     """
-    setup.model.train()
+    model = setup.model
+    model.train()
+    model.light_mix = light_mix(setup.train_cfg, progress.step)
     terms, _, _ = compute_loss(
         setup.model, setup.features, image, setup.loss_cfg, progress.epoch, gt_depth,
         group=setup.group, forward=setup.forward_model,
     )  # fmt: skip
     setup.optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
+    if model.light_mix == 0.0 and model.light_net is not None:
+        for param in model.light_net.parameters():  # off: no update, no weight decay
+            param.grad = None
     setup.optimizer.step()
     if setup.average is not None:
         setup.average.update()

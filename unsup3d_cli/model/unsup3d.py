@@ -143,6 +143,12 @@ class Unsup3D(nn.Module):
     """'fp32', or 'bf16': the networks' convolutions under bfloat16 autocast (see
     :meth:`set_precision`)."""
 
+    light_mix: float = 1.0
+    """How much of the predicted light shades the canonical image, in [0, 1]: the ambient and
+    diffuse terms become ``1 − m + m·ka`` and ``m·kd``, so 0 renders the albedo unshaded (as
+    ``use_light`` off) and 1 (the default, and always outside training) the predicted light.
+    Set by the trainer's light warm-up (``TrainConfig.light_warmup_steps``)."""
+
     def __init__(self, cfg: ModelConfig, renderer: Renderer) -> None:
         super().__init__()
         if cfg.min_depth >= cfg.max_depth:
@@ -307,11 +313,15 @@ class Unsup3D(nn.Module):
             direction[:, 2] = 1.0
             return ones, torch.zeros_like(ones), direction
         cfg = self.cfg
-        return decode_light(
+        ambient, diffuse, direction = decode_light(
             widen(raw),
             (cfg.min_ambient, cfg.max_ambient),
             (cfg.min_diffuse, cfg.max_diffuse),
         )
+        mix = self.light_mix
+        if mix != 1.0:  # the light warm-up: unshaded at 0
+            ambient, diffuse = 1.0 - mix + mix * ambient, mix * diffuse
+        return ambient, diffuse, direction
 
     def reconstruct(self, decomp: Decomposition, mirror: bool = True) -> Reconstruction:
         """Render the canonical and the mirrored reconstruction of the input view (§3.0–3.6).
