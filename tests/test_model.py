@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from unsup3d_cli.geometry import euler_to_rotation
 from unsup3d_cli.model import Decomposition, ModelConfig, Reconstruction, Unsup3D
 from unsup3d_cli.model.decomposition import decode_depth, decode_light, decode_view, fill_border
 from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder, GroupNorm
@@ -246,6 +247,35 @@ def test_light_mix_blends_the_shading_from_none_to_the_predicted_light():
     torch.testing.assert_close(part.light_direction, lit.light_direction)
     shading = [model.reconstruct(d).canonical_image[:2] / d.albedo for d in (off, part, lit)]
     torch.testing.assert_close(shading[1], 0.75 * shading[0] + 0.25 * shading[2])
+
+
+def test_view_frame_light_is_turned_into_the_canonical_frame_with_the_view():
+    torch.manual_seed(0)
+    canonical = Unsup3D(TINY, Renderer())
+    view = Unsup3D(ModelConfig(**{**TINY.__dict__, "light_frame": "view"}), Renderer())
+    view.load_state_dict(canonical.state_dict())  # the same networks, the light read differently
+    image = torch.rand(3, 3, 64, 64)
+    lit, turned = canonical(image), view(image)
+    rotation = euler_to_rotation(turned.view_angles)
+    assert rotation.sub(torch.eye(3)).abs().amax() > 1e-3  # a real turn
+    # d_view is what the light network says; the canonical direction is Rᵀ·d_view
+    torch.testing.assert_close(
+        rotation @ turned.light_direction[:, :, None], lit.light_direction[:, :, None]
+    )
+    torch.testing.assert_close(turned.light_direction.norm(dim=1), torch.ones(3))
+    # shading a canonical normal n with d equals shading its view normal R·n with d_view
+    normal = torch.nn.functional.normalize(torch.randn(3, 3), dim=1)
+    torch.testing.assert_close(
+        (normal * turned.light_direction).sum(1),
+        ((rotation @ normal[:, :, None])[:, :, 0] * lit.light_direction).sum(1),
+    )
+    # the shading's gradient reaches the view network only through a view-frame light
+    turned.light_direction[:, 0].sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in view.view_net.parameters())
+    lit.light_direction[:, 0].sum().backward()
+    assert all(p.grad is None for p in canonical.view_net.parameters())
+    with pytest.raises(ValueError, match="light_frame"):
+        ModelConfig(light_frame="world")
 
 
 def test_gradients_reach_every_network():

@@ -23,6 +23,9 @@ from unsup3d_cli.model.decomposition import (
 from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder, widen
 from unsup3d_cli.render import Renderer, lambertian_shading, sample_canonical
 
+LIGHT_FRAMES = ("canonical", "view")
+"""Frames the light direction can be predicted in (``ModelConfig.light_frame``)."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -61,6 +64,17 @@ class ModelConfig:
     """Smallest diffuse light intensity."""
     max_diffuse: float = 1.0
     """Largest diffuse light intensity."""
+    light_frame: str = "canonical"
+    """Frame of the predicted light direction: 'canonical' (the paper's: the light turns with
+    the object) or 'view' (not in the paper: the light is fixed in the camera's frame, and is
+    turned into the canonical frame with the predicted view, ``d = Rᵀ·d_view``, before
+    shading). Either frame can express any light; they differ in what a change of view does
+    to the shading seen in the image. In the canonical frame a turn of the head moves its
+    shading with it, so a light that is fixed in the camera's frame must be re-predicted for
+    every pose, and on the mesh faces the canonical light takes up part of each head's turn
+    (experiments/light_frame.py). In the view frame, turning the head keeps the image's
+    shading pattern, and the gradient of the shading reaches the view through ``Rᵀ``.
+    :class:`Decomposition` holds the canonical-frame direction either way."""
     use_confidence: bool = True
     """Predict per-pixel confidence maps for the losses (off: plain masked L1 and MSE)."""
     flip_albedo: bool = True
@@ -98,7 +112,12 @@ class ModelConfig:
     object stands in front of it."""
 
     def __post_init__(self) -> None:
-        """Reject a bad view depth clamp (lo ≥ hi), scale range (outside [0, 1)) or albedo width."""
+        """Reject a bad view depth clamp, scale range, albedo width or light frame."""
+        if self.light_frame not in LIGHT_FRAMES:
+            raise ValueError(
+                f"model.light_frame must be one of {', '.join(LIGHT_FRAMES)}, "
+                f"got {self.light_frame!r}"
+            )
         if self.albedo_width is not None and (self.albedo_width < 4 or self.albedo_width % 4):
             raise ValueError(
                 f"model.albedo_width must be a positive multiple of 4, got {self.albedo_width}"
@@ -242,6 +261,9 @@ class Unsup3D(nn.Module):
         albedo = (widen(raw_albedo) + 1) / 2
         ambient, diffuse, light_direction = self._light(signed, raw_light)
         angles, translation, scale = self._view(signed, raw_view)
+        if self.cfg.light_frame == "view":  # d = Rᵀ·d_view: P' = R·P turns normals by R
+            rotation = euler_to_rotation(angles)  # (B, 3, 3)
+            light_direction = (rotation.transpose(1, 2) @ light_direction[:, :, None])[:, :, 0]
         confidence, perceptual_confidence = (c if c is None else widen(c) for c in confidences)
         return Decomposition(
             depth=fill_border(depth, self.border_depth),
