@@ -249,6 +249,21 @@ def test_light_mix_blends_the_shading_from_none_to_the_predicted_light():
     torch.testing.assert_close(shading[1], 0.75 * shading[0] + 0.25 * shading[2])
 
 
+def test_light_direction_mix_fades_the_direction_from_frontal():
+    torch.manual_seed(0)
+    model = Unsup3D(TINY, Renderer())
+    image = torch.rand(2, 3, 64, 64)
+    lit = model(image)
+    model.light_direction_mix = 0.0  # from the camera's side, intensities as predicted
+    frontal = model(image)
+    torch.testing.assert_close(frontal.light_direction, torch.tensor([[0.0, 0, 1]] * 2))
+    torch.testing.assert_close((frontal.ambient, frontal.diffuse), (lit.ambient, lit.diffuse))
+    model.light_direction_mix = 0.5  # the normalised midpoint of (0, 0, 1) and d
+    half = model(image).light_direction
+    expected = lit.light_direction + torch.tensor([0.0, 0, 1])
+    torch.testing.assert_close(half, expected / expected.norm(dim=1, keepdim=True))
+
+
 def test_view_frame_light_is_turned_into_the_canonical_frame_with_the_view():
     torch.manual_seed(0)
     canonical = Unsup3D(TINY, Renderer())

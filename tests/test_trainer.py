@@ -113,6 +113,18 @@ def test_light_warmup_leaves_the_light_network_untouched_while_off():
     assert not unchanged(model.light_net, light)
 
 
+def test_frontal_light_warmup_holds_only_the_direction():
+    torch.manual_seed(0)
+    setup = _setup(_cfg("train.light_warmup_steps=2", "train.light_warmup=frontal"))
+    light = [p.detach().clone() for p in setup.model.light_net.parameters()]
+    trainer.train_step(setup, torch.rand(3, 3, 64, 64), trainer.Progress(step=0))
+    assert (setup.model.light_mix, setup.model.light_direction_mix) == (1.0, 0.0)
+    after = setup.model.light_net.parameters()
+    assert not all(torch.equal(p, q) for p, q in zip(after, light, strict=True))  # it learns
+    with pytest.raises(ConfigError, match="light_warmup"):
+        _cfg("train.light_warmup=dark")
+
+
 def test_training_logs_the_decayed_learning_rate(tmp_path):
     cfg = _cfg("data.synthetic_train_size=12", "train.num_epochs=1", "train.max_steps=100",
                "train.lr=1e-3", "train.lr_decay_fraction=0.5", "train.validate=false")  # fmt: skip

@@ -42,6 +42,10 @@ TRAIN_PRECISIONS = ("auto", *PRECISIONS)
 """Values of ``TrainConfig.precision``."""
 
 
+LIGHT_WARMUPS = ("unshaded", "frontal")
+"""What ``TrainConfig.light_warmup`` can hold back."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation schedule, logging and checkpointing of a training run."""
@@ -69,6 +73,11 @@ class TrainConfig:
     in the paper). The light network is not updated, nor decayed, while off. Not in the paper:
     on the mesh faces the predicted light follows the camera-frame light and takes up part of
     each head's turn (experiments/light_frame.py); without a light the views turn further."""
+    light_warmup: str = "unshaded"
+    """What the light warm-up holds back: 'unshaded' (the whole light: the canonical image is
+    the albedo) or 'frontal' (only the direction: every image is lit from the camera's side,
+    with predicted intensities, so the shading still shapes the relief while the light cannot
+    turn with the head). The direction then fades from frontal to the predicted one."""
     betas: tuple[float, float] = (0.9, 0.999)
     """Adam betas."""
     weight_decay: float = 5e-4
@@ -128,6 +137,11 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.light_warmup not in LIGHT_WARMUPS:
+            raise ValueError(
+                f"train.light_warmup must be one of {', '.join(LIGHT_WARMUPS)}, "
+                f"got {self.light_warmup!r}"
+            )
         if self.light_warmup_steps < 0:
             raise ValueError(
                 f"train.light_warmup_steps must be >= 0, got {self.light_warmup_steps}"
@@ -336,7 +350,11 @@ def train_step(
     """
     model = setup.model
     model.train()
-    model.light_mix = light_mix(setup.train_cfg, progress.step)
+    mix = light_mix(setup.train_cfg, progress.step)
+    if setup.train_cfg.light_warmup == "frontal":
+        model.light_direction_mix = mix
+    else:
+        model.light_mix = mix
     terms, _, _ = compute_loss(
         setup.model, setup.features, image, setup.loss_cfg, progress.epoch, gt_depth,
         group=setup.group, forward=setup.forward_model,

@@ -168,6 +168,13 @@ class Unsup3D(nn.Module):
     ``use_light`` off) and 1 (the default, and always outside training) the predicted light.
     Set by the trainer's light warm-up (``TrainConfig.light_warmup_steps``)."""
 
+    light_direction_mix: float = 1.0
+    """How far the light direction is from frontal to the predicted one, in [0, 1]: the
+    direction is ``normalize((1 − m)·(0, 0, 1) + m·d)``, so 0 lights every image from the
+    camera's side while the intensities are still predicted. 1 (the default, and always outside
+    training): the predicted direction. Set by the trainer's frontal light warm-up
+    (``TrainConfig.light_warmup``)."""
+
     def __init__(self, cfg: ModelConfig, renderer: Renderer) -> None:
         super().__init__()
         if cfg.min_depth >= cfg.max_depth:
@@ -343,6 +350,11 @@ class Unsup3D(nn.Module):
         mix = self.light_mix
         if mix != 1.0:  # the light warm-up: unshaded at 0
             ambient, diffuse = 1.0 - mix + mix * ambient, mix * diffuse
+        if self.light_direction_mix != 1.0:  # the frontal warm-up: from (0, 0, 1) at 0
+            frontal = torch.zeros_like(direction)
+            frontal[:, 2] = 1.0
+            direction = torch.lerp(frontal, direction, self.light_direction_mix)  # z > 0: no 0
+            direction = direction / direction.norm(dim=1, keepdim=True)
         return ambient, diffuse, direction
 
     def reconstruct(self, decomp: Decomposition, mirror: bool = True) -> Reconstruction:
