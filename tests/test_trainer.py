@@ -125,6 +125,27 @@ def test_frontal_light_warmup_holds_only_the_direction():
         _cfg("train.light_warmup=dark")
 
 
+def test_depth_hold_keeps_the_canonical_depth_as_initialised():
+    torch.manual_seed(0)
+    setup = _setup(_cfg("train.depth_hold_steps=2", "model.dome_depth_init=0.05"))
+    model, image = setup.model, torch.rand(3, 3, 64, 64)
+    depth = [p.detach().clone() for p in [*model.depth_net.parameters(), model.depth_template]]
+    albedo = [p.detach().clone() for p in model.albedo_net.parameters()]
+
+    def unchanged(params: list[torch.nn.Parameter], before: list[torch.Tensor]) -> bool:
+        return all(torch.equal(p, q) for p, q in zip(params, before, strict=True))
+
+    for step in range(2):
+        trainer.train_step(setup, image, trainer.Progress(step=step))
+    depth_params = [*model.depth_net.parameters(), model.depth_template]
+    assert unchanged(depth_params, depth)
+    assert not unchanged(list(model.albedo_net.parameters()), albedo)
+    trainer.train_step(setup, image, trainer.Progress(step=2))  # released
+    assert not unchanged(depth_params, depth)
+    with pytest.raises(ConfigError, match="depth_hold_steps"):
+        _cfg("train.depth_hold_steps=-1")
+
+
 def test_training_logs_the_decayed_learning_rate(tmp_path):
     cfg = _cfg("data.synthetic_train_size=12", "train.num_epochs=1", "train.max_steps=100",
                "train.lr=1e-3", "train.lr_decay_fraction=0.5", "train.validate=false")  # fmt: skip

@@ -78,6 +78,12 @@ class TrainConfig:
     the albedo) or 'frontal' (only the direction: every image is lit from the camera's side,
     with predicted intensities, so the shading still shapes the relief while the light cannot
     turn with the head). The direction then fades from frontal to the predicted one."""
+    depth_hold_steps: int = 0
+    """Steps at the start in which the depth network and the learned mean depth map are not
+    updated, nor decayed, so the canonical depth stays as initialised (with
+    ``model.flat_depth_init`` and ``model.dome_depth_init``: exactly the dome) while the other
+    networks learn (0: none, as in the paper). Not in the paper: a diagnostic of how the view
+    learns against a fixed head."""
     betas: tuple[float, float] = (0.9, 0.999)
     """Adam betas."""
     weight_decay: float = 5e-4
@@ -142,6 +148,8 @@ class TrainConfig:
                 f"train.light_warmup must be one of {', '.join(LIGHT_WARMUPS)}, "
                 f"got {self.light_warmup!r}"
             )
+        if self.depth_hold_steps < 0:
+            raise ValueError(f"train.depth_hold_steps must be >= 0, got {self.depth_hold_steps}")
         if self.light_warmup_steps < 0:
             raise ValueError(
                 f"train.light_warmup_steps must be >= 0, got {self.light_warmup_steps}"
@@ -361,9 +369,15 @@ def train_step(
     )  # fmt: skip
     setup.optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
+    held: list[nn.Parameter] = []
     if model.light_mix == 0.0 and model.light_net is not None:
-        for param in model.light_net.parameters():  # off: no update, no weight decay
-            param.grad = None
+        held += model.light_net.parameters()
+    if progress.step < setup.train_cfg.depth_hold_steps:
+        held += model.depth_net.parameters()
+        if model.depth_template is not None:
+            held.append(model.depth_template)
+    for param in held:  # held: no update, and no weight decay either
+        param.grad = None
     setup.optimizer.step()
     if setup.average is not None:
         setup.average.update()
