@@ -15,7 +15,8 @@ A model whose canonical frame is the head's gives b ≈ 0; one that treats every
 unturned and lights it in the camera's frame gives |b| near the light's forward component
 (|z| ≈ 0.8 here). The signs depend on the two axis conventions, so read the magnitudes. Also
 prints the correlations of the predicted components with the canonical-frame and the
-view-frame truths, and the yaw slope, for one row per checkpoint.
+view-frame truths, the yaw slope, and the root-mean-square lateral part (x, y) of the predicted
+and the true light direction and their mean diffuse strengths, for one row per checkpoint.
 """
 
 from __future__ import annotations
@@ -44,13 +45,14 @@ def report(checkpoint: Path, data: Path) -> dict:
     """One row: the regressions and correlations for ``checkpoint`` on ``data``."""
     model, path = load_eval_model(checkpoint)
     records = split_records(data)
-    lights, views = [], []
+    lights, views, diffuses = [], [], []
     for start in range(0, len(records), 64):
         batch = records[start : start + 64]
         image = torch.stack([load_image(data / r["image"]) for r in batch])
         decomp = model(image)
         lights.append(decomp.light_direction)
         views.append(decomp.view_angles)
+        diffuses.append(decomp.diffuse)
     light, view = torch.cat(lights), torch.cat(views)
     canonical = torch.tensor([r["light"]["direction"] for r in records])
     camera = torch.tensor([r["light"]["direction_view"] for r in records])
@@ -72,6 +74,14 @@ def report(checkpoint: Path, data: Path) -> dict:
             f"corr_sin_{turn}": _corr(light[:, axis], angle.sin()),
         }
     row["true_forward_mean"] = round(float(canonical[:, 2].mean()), 4)
+    # how far the light leaves the optical axis: a deeper relief needs a more frontal light to
+    # cast the same shading (the generalised bas-relief ambiguity)
+    row["lateral_rms"] = round(float(light[:, :2].square().sum(1).mean().sqrt()), 4)
+    row["true_lateral_rms"] = round(float(canonical[:, :2].square().sum(1).mean().sqrt()), 4)
+    row["diffuse_mean"] = round(float(torch.cat(diffuses).mean()), 4)
+    row["true_diffuse_mean"] = round(
+        float(torch.tensor([r["light"]["diffuse"] for r in records]).mean()), 4
+    )
     return row
 
 
