@@ -7,8 +7,7 @@
 #   VARIANT=flat-background nohup bash experiments/probe_plain_faces.sh > runs/probe_flat_bg.log 2>&1 &
 # VARIANT=default probes the default mesh faces (data/synth_mesh, made by `unsup3d synth`);
 # SEED (default 0) is train.seed, for the run-to-run spread; MINUTES (default 14) the budget.
-# SETS adds config settings
-# (space-separated key=value) and TAG names them in the output files, e.g.
+# SETS adds config settings (space-separated key=value) and TAG names them in the output files:
 #   VARIANT=default SETS="loss.lam_gradient=1" TAG=grad1 nohup bash experiments/probe_plain_faces.sh ...
 set -euo pipefail
 cd "$(dirname "$0")/.."
