@@ -40,11 +40,17 @@ REPO = Path(__file__).resolve().parents[1]
 FACTORS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
 
 
-def errors(model, image: torch.Tensor, decomp, lam_flip: float) -> dict[str, float]:
-    """Plain L1 of both reconstructions and the confidence-weighted objective, per batch."""
+def errors(
+    model, image: torch.Tensor, decomp, lam_flip: float, sigma_floor: float = 0.0
+) -> dict[str, float]:
+    """Plain L1 of both reconstructions and the confidence-weighted objective, per batch.
+
+    ``sigma_floor`` is added to both confidence maps in the objective (0: the model's own).
+    """
     recon = model.reconstruct(decomp)
     mine, flipped = Reconstruction.split(recon.image)
-    sigma, sigma_flip = decomp.confidence[:, :1], decomp.confidence[:, 1:]
+    sigma = decomp.confidence[:, :1] + sigma_floor
+    sigma_flip = decomp.confidence[:, 1:] + sigma_floor
     objective = photometric_nll(mine, image, recon.mask, sigma) + lam_flip * photometric_nll(
         flipped, image, recon.mask, sigma_flip
     )
@@ -65,7 +71,13 @@ def symmetrized(decomp):
 
 
 def scan(
-    checkpoint: Path, data: Path, min_yaw: float, limit: int, lam_flip: float, symmetric: bool
+    checkpoint: Path,
+    data: Path,
+    min_yaw: float,
+    limit: int,
+    lam_flip: float,
+    symmetric: bool,
+    sigma_floor: float = 0.0,
 ) -> dict:
     model, _ = load_eval_model(checkpoint)
     records = split_records(data)
@@ -74,7 +86,7 @@ def scan(
     images = torch.stack([load_image(data / records[i]["image"]) for i in keep])
     true = all_true[keep]
     rows: dict[str, list[dict[str, float]]] = {}
-    tx, yaw_pred, albedos = [], [], []
+    tx, yaw_pred, albedos, sigmas = [], [], [], []
     with torch.no_grad():
         for start in range(0, len(keep), 32):
             image = images[start : start + 32]
@@ -84,12 +96,15 @@ def scan(
             yaw_pred.append(decomp.view_angles[:, 1])
             tx.append(decomp.view_translation[:, 0])
             albedos.append(decomp.albedo)
+            sigmas.append(decomp.confidence[:, :2])
             settings = {f"scaled {k:g}": decomp.view_angles[:, 1] * k for k in FACTORS}
             settings["true"] = true[start : start + 32, 1]
             for name, yaw in settings.items():
                 angles = decomp.view_angles.clone()
                 angles[:, 1] = yaw
-                err = errors(model, image, replace(decomp, view_angles=angles), lam_flip)
+                err = errors(
+                    model, image, replace(decomp, view_angles=angles), lam_flip, sigma_floor
+                )
                 rows.setdefault(name, []).append(err | {"n": len(image)})
     table = {}
     for name, parts in rows.items():
@@ -112,6 +127,8 @@ def scan(
         "min_abs_yaw_deg": min_yaw,
         "lam_flip": lam_flip,
         "symmetrized": symmetric,
+        "sigma_floor": sigma_floor,
+        "mean_sigma": round(float(torch.cat(sigmas).mean()), 4),
         "mean_abs_yaw_deg": {
             "true": round(math.degrees(float(yaw_t.abs().mean())), 2),
             "predicted": round(math.degrees(float(yaw_p.abs().mean())), 2),
@@ -136,6 +153,12 @@ def main() -> None:
     parser.add_argument(
         "--symmetrize", action="store_true", help="average depth and albedo with their mirror"
     )
+    parser.add_argument(
+        "--sigma-floor",
+        type=float,
+        default=0.0,
+        help="added to the confidence maps in the objective: how far a floor on σ frees the view",
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     row = scan(
@@ -145,6 +168,7 @@ def main() -> None:
         args.limit,
         args.lam_flip,
         args.symmetrize,
+        args.sigma_floor,
     )
     print(json.dumps(row, indent=1))
     if args.out is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from unsup3d_cli.losses import (
     EPS,
     LossConfig,
     VGGFeatures,
+    _split_channels,
     depth_smoothness,
     flip_weight,
     gradient_nll,
@@ -213,6 +215,53 @@ def test_total_loss_combines_the_terms_with_their_weights():
     assert off.gradient == 0 and off.gradient_flip == 0
     with pytest.raises(ValueError, match="loss.lam_gradient"):
         LossConfig(lam_gradient=-1.0)
+
+
+def test_confidence_floor_adds_to_every_sigma_in_the_objective() -> None:
+    torch.manual_seed(0)
+    model = Unsup3D(
+        ModelConfig(width=16, encoder_width=16, depth_zdim=32, confidence_zdim=16), Renderer()
+    )
+    image = torch.rand(2, 3, 64, 64)
+    decomp = model(image)
+    recon = model.reconstruct(decomp)
+    weights = {"lam_perc": 0.3, "lam_flip": 0.5, "lam_gradient": 0.7}
+    vgg = VGGFeatures()
+    floored = total_loss(
+        image,
+        decomp,
+        recon,
+        LossConfig(confidence_floor=0.25, **weights),
+        vgg,
+        epoch=0,
+        depth_span=0.2,
+    )
+    # the same objective with the floor moved into the predicted maps
+    shifted = replace(
+        decomp,
+        confidence=decomp.confidence + 0.25,
+        perceptual_confidence=decomp.perceptual_confidence + 0.25,
+    )
+    reference = total_loss(
+        image, shifted, recon, LossConfig(**weights), vgg, epoch=0, depth_span=0.2
+    )
+    for name in reference.as_dict():
+        torch.testing.assert_close(getattr(floored, name), getattr(reference, name), msg=name)
+    plain = total_loss(image, decomp, recon, LossConfig(**weights), vgg, epoch=0, depth_span=0.2)
+    assert floored.photometric != plain.photometric and floored.perceptual != plain.perceptual
+    # one pixel, analytic: error |r − t| = 0.3 in [0, 1] units, σ = 0.05, floor 0.1
+    sigma = torch.full((1, 1, 1, 1), 0.05, dtype=torch.float64, requires_grad=True)
+    recon_px = torch.full((1, 3, 1, 1), 0.5, dtype=torch.float64)
+    target_px = torch.full((1, 3, 1, 1), 0.8, dtype=torch.float64)
+    mask = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    value = photometric_nll(recon_px, target_px, mask, _split_channels(sigma, 0.1)[0])
+    s = 0.15 + EPS
+    assert float(value) == pytest.approx(math.sqrt(2) * 0.6 / s + math.log(s))
+    (grad,) = torch.autograd.grad(value, sigma)
+    assert float(grad) == pytest.approx(-math.sqrt(2) * 0.6 / s**2 + 1 / s)
+    assert _split_channels(None, 0.1) == (None, None)
+    with pytest.raises(ValueError, match="loss.confidence_floor"):
+        LossConfig(confidence_floor=-0.1)
 
 
 def test_view_centre_prior_is_the_squared_norm_of_the_batch_mean() -> None:

@@ -40,6 +40,14 @@ class LossConfig:
     the canonical frame — the objective barely changes when every view turns by the same
     angle and the canonical surface turns back — which short runs otherwise let drift until
     the views saturate at the rotation range. Individual views are not pulled."""
+    confidence_floor: float = 0.0
+    """Added to every predicted confidence map σ inside the negative log-likelihoods (0: the
+    paper's σ). Not in the paper. σ is predicted from the input alone and learns where the
+    current reconstruction errs, so a change of view that moves errors onto pixels it trusts
+    costs up to 1/σ there; on the mesh faces that holds the views short of the truth even where
+    the plain L1 asks for a larger turn (experiments/yaw_landscape.py --sigma-floor). A floor
+    caps that price at 1/floor while keeping the confidences' lower weight on what no view
+    explains."""
     perceptual_weights: str = "imagenet"
     """VGG16 weights: 'imagenet' (torchvision's cache), 'random', 'none' (term off) or a file."""
     supervision: str = "none"
@@ -48,9 +56,11 @@ class LossConfig:
     the ground-truth foreground, instead of every other term (needs data with depth)."""
 
     def __post_init__(self) -> None:
-        """Reject unknown supervision modes and a negative gradient weight."""
+        """Reject unknown supervision modes, a negative gradient weight and a negative floor."""
         if self.lam_gradient < 0:
             raise ValueError(f"loss.lam_gradient must be ≥ 0, got {self.lam_gradient}")
+        if not self.confidence_floor >= 0:
+            raise ValueError(f"loss.confidence_floor must be ≥ 0, got {self.confidence_floor}")
         if self.supervision not in SUPERVISION_MODES:
             raise ValueError(
                 f"supervision must be one of {SUPERVISION_MODES}, got {self.supervision!r}"
@@ -400,7 +410,7 @@ def total_loss(
             only); see :class:`BatchGroup`.
     """
     lam_flip = flip_weight(cfg, epoch)
-    sigma = _split_channels(decomp.confidence)
+    sigma = _split_channels(decomp.confidence, cfg.confidence_floor)
     recon_image, recon_flip = Reconstruction.split(recon.image)
     photo = photometric_nll(recon_image, image, recon.mask, sigma[0], group)
     photo_flip = photometric_nll(recon_flip, image, recon.mask, sigma[1], group)
@@ -410,7 +420,9 @@ def total_loss(
         grad = gradient_nll(recon_image, image, recon.mask, sigma[0], group)
         grad_flip = gradient_nll(recon_flip, image, recon.mask, sigma[1], group)
     if features is not None and cfg.lam_perc > 0:
-        perc, perc_flip = _perceptual_terms(image, recon, decomp, features, group)
+        perc, perc_flip = _perceptual_terms(
+            image, recon, decomp, features, group, cfg.confidence_floor
+        )
     if cfg.lam_depth_smooth > 0:
         smooth = depth_smoothness(decomp.depth_unbordered, depth_span, group)
     centre = view_centre_prior(decomp.view_angles, group) if cfg.lam_view_centre > 0 else zero
@@ -433,9 +445,14 @@ def _dropped(recon: Reconstruction, zero: Tensor) -> Tensor:
     return zero if recon.raster_dropped is None else recon.raster_dropped.to(zero.dtype)
 
 
-def _split_channels(sigma: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+def _split_channels(
+    sigma: Tensor | None, floor: float = 0.0
+) -> tuple[Tensor | None, Tensor | None]:
+    """The canonical and the flipped branch's σ (B, 1, H, W) each, plus ``floor``."""
     if sigma is None:
         return None, None
+    if floor:
+        sigma = sigma + floor
     return sigma[:, :1], sigma[:, 1:2]
 
 
@@ -445,12 +462,13 @@ def _perceptual_terms(
     decomp: Decomposition,
     features: nn.Module,
     group: BatchGroup | None,
+    floor: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Perceptual NLL of both branches; the target's features are computed once."""
     batch = image.shape[0]
     feats = features(torch.cat([recon.image, image], dim=0))  # (3B, C, h, w)
     recon_feats, flip_feats, target_feats = feats[:batch], feats[batch:-batch], feats[-batch:]
-    sigma = _split_channels(decomp.perceptual_confidence)
+    sigma = _split_channels(decomp.perceptual_confidence, floor)
     perc = perceptual_nll(recon_feats, target_feats, recon.mask, sigma[0], group)
     perc_flip = perceptual_nll(flip_feats, target_feats, recon.mask, sigma[1], group)
     return perc, perc_flip
