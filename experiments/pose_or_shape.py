@@ -1,0 +1,160 @@
+"""How much of a model's depth error is its pose, and how much its shape? An oracle test.
+
+    python experiments/pose_or_shape.py [--checkpoint CKPT] [--num 128]
+
+Fresh mesh faces (``unsup3d synth --style mesh``'s generator, seed ``--seed``, not the training
+set) are scored with Table 2's SIDE and MAD (``unsup3d_cli.metrics.depth_metrics``, all faces in
+one batch as ``eval`` does) for input-view depths made several ways. Each canonical depth is
+warped to a pose by our renderer, as the model does:
+
+- ``model``: the model as it is (its canonical depth at its own view);
+- ``model depth at the true rotation``: its canonical depth, the generator's rotation, its own
+  translation; and with the generator's translation as well;
+- ``exact depth at the model's view``: the generator's own canonical head (the same head
+  un-rotated, background at the pivot) at the model's view: what the pose error alone costs;
+  and with the model's view partly corrected (the true rotation, the true translation, or only
+  the true yaw) to tell which part of the view's error costs most;
+- ``exact depth at the true pose``: the ceiling of this pipeline (only the warp's resampling);
+- ``mean exact head`` at the model's view and at the true pose: one mean of the exact
+  canonical heads for every face;
+- ``mean exact head fitted to each face's size`` (at both views): that mean brought to each
+  head's size (``oracle_blur_landscape.size_fitted_mean_heads``);
+- ``model depth, relief × r``: its canonical relief about the pivot scaled by r (``--reliefs``),
+  at its own view: is its depth only too deep?
+- the const and avg-gt baselines over the same faces.
+
+If the model's depth at the true pose scores near the mean head's, the views are what is
+missing; if the mean head at the true pose is already far from the target, the shape is.
+Writes ``experiments/results/pose_or_shape.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+from oracle_blur_landscape import size_fitted_mean_heads, turned_faces
+from trained import load_eval_model
+
+from unsup3d_cli.data import DEPTH_FAR
+from unsup3d_cli.geometry import euler_to_rotation
+from unsup3d_cli.metrics import depth_metrics
+from unsup3d_cli.synth_mesh import MeshSynthConfig, euler_rotation, render_scene
+from unsup3d_cli.weights import bundled_model_path
+
+CONST_DEPTH = 1.0
+
+
+def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
+    """Least-squares slope of ``pred`` against ``true`` (both centred)."""
+    t = true - true.mean()
+    return float((t * (pred - pred.mean())).sum() / t.square().sum())
+
+
+def average_face_depth(gt: torch.Tensor) -> torch.Tensor:
+    """The avg-gt baseline's map over these faces: per pixel, the mean depth of the faces that
+    cover it (``evaluation.baselines.average_gt_depth``), the background depth elsewhere."""
+    face = (gt < DEPTH_FAR).double()
+    count = face.sum(0, keepdim=True)
+    mean = (gt * face).sum(0, keepdim=True) / count.clamp(min=1)
+    return torch.where(count > 0, mean, torch.full_like(mean, DEPTH_FAR))
+
+
+def scores(depth: torch.Tensor, valid: torch.Tensor, gt: torch.Tensor, renderer) -> dict:
+    """Mean SIDE (×10⁻²) and MAD (°) over the faces (NaN-free faces only)."""
+    result = depth_metrics(depth.float(), valid.float(), gt, renderer)
+    side, mad = result.side * 100, result.mad_deg
+    keep = side.isfinite() & mad.isfinite()
+    return {
+        "side_e2": round(float(side[keep].mean()), 4),
+        "mad_deg": round(float(mad[keep].mean()), 2),
+        "faces": int(keep.sum()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: the bundle")
+    parser.add_argument("--num", type=int, default=128, help="faces, all yaws")
+    parser.add_argument("--seed", type=int, default=123)
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "pose_or_shape.json"
+    )
+    parser.add_argument("--reliefs", default="0.5,0.7", help="factors for the model's relief")
+    args = parser.parse_args()
+    reliefs = [float(x) for x in args.reliefs.split(",") if x]
+    checkpoint = args.checkpoint or bundled_model_path()
+    model, _ = load_eval_model(checkpoint)
+    renderer, depth_range = model.renderer, model.view_depth_range
+    cfg = MeshSynthConfig()
+    faces = turned_faces(args.num, 0.0, args.seed, cfg)
+    specs = [face[0] for face in faces]
+    images = torch.stack([face[2] for face in faces])  # (N, 3, S, S)
+    exact = torch.stack([face[4] for face in faces]).float()  # canonical, background at pivot
+    fitted, _ = size_fitted_mean_heads(faces)
+    fitted = torch.stack(fitted).float()
+    mean_head = exact.mean(0, keepdim=True).expand_as(exact)
+    true_rot = torch.stack([euler_rotation(spec.angles) for spec in specs]).float()
+    true_shift = torch.stack([face[1].translation for face in faces]).float()
+    true_angles = torch.stack([spec.angles for spec in specs]).float()
+    with torch.no_grad():
+        # the generator's input-view depth, background at its max: (N, 1, S, S)
+        gt = torch.stack([render_scene(face[1], face[0], cfg)[1] for face in faces]).double()
+        decomp = model(images)
+        model_depth, model_valid, model_rot = model.predict_view_depth(images)
+        own_shift, own_scale = decomp.view_translation, decomp.view_scale
+        true_yaw_angles = decomp.view_angles.clone()
+        true_yaw_angles[:, 1] = true_angles[:, 1]
+
+        def warp(depth, rotation, shift, scale=None):
+            view, valid, _ = renderer.warp_depth(depth, rotation, shift, depth_range, scale)
+            return view, valid
+
+        rows = {
+            "model": (model_depth, model_valid),
+            "model depth at the true rotation, its own translation": warp(
+                decomp.depth, true_rot, own_shift, own_scale),
+            "model depth at the true rotation and translation": warp(
+                decomp.depth, true_rot, true_shift),
+            "exact depth at the model's view": warp(exact, model_rot, own_shift, own_scale),
+            "exact depth at the true rotation, the model's translation": warp(
+                exact, true_rot, own_shift, own_scale),
+            "exact depth at the model's rotation, the true translation": warp(
+                exact, model_rot, true_shift),
+            "exact depth at the model's angles with the true yaw, its translation": warp(
+                exact, euler_to_rotation(true_yaw_angles), own_shift, own_scale),
+            "exact depth at the true pose": warp(exact, true_rot, true_shift),
+            "mean exact head at the model's view": warp(mean_head, model_rot, own_shift, own_scale),
+            "mean exact head at the true pose": warp(mean_head, true_rot, true_shift),
+            "mean exact head fitted to each face's size, at the model's view": warp(
+                fitted, model_rot, own_shift, own_scale),
+            "mean exact head fitted to each face's size, at the true pose": warp(
+                fitted, true_rot, true_shift),
+            **{f"model depth, relief × {r:g}, at its own view": warp(
+                1 - (1 - decomp.depth) * r, model_rot, own_shift, own_scale) for r in reliefs},
+            "const": (torch.full_like(gt, CONST_DEPTH), torch.ones_like(gt)),
+            "avg-gt": (average_face_depth(gt).expand_as(gt), torch.ones_like(gt)),
+        }  # fmt: skip
+    table = {}
+    for name, (depth, valid) in rows.items():
+        table[name] = scores(depth.double(), valid.double(), gt, renderer)
+        print(f"{name:64s} SIDE {table[name]['side_e2']:.3f}  MAD {table[name]['mad_deg']:.1f}")
+    yaw = slope(decomp.view_angles[:, 1].double(), true_angles[:, 1].double())
+    print(f"model yaw slope on these faces: {yaw:.3f}")
+    record = {
+        "command": f"python experiments/pose_or_shape.py --num {args.num} --seed {args.seed} "
+        f"--reliefs {args.reliefs}"
+        + (f" --checkpoint {args.checkpoint}" if args.checkpoint else ""),
+        "checkpoint": str(checkpoint),
+        "note": "fresh mesh faces of every yaw; SIDE ×10⁻² and MAD in degrees, mean over faces",
+        "model_yaw_slope": round(yaw, 4),
+        "rows": table,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
