@@ -17,7 +17,10 @@ generator's ``face_fraction`` (the truth's spread is ~0.11); and, with
 ``model.z_translation_range``, how far the heads are moved along the view axis (spread, and
 correlation with the face fraction: negative when small faces are put further away), and with
 ``model.scale_range`` the spread of the predicted log-size and its correlation with the face
-fraction (positive when the size follows the face). The roll slope
+fraction (positive when the size follows the face). On the default mesh faces, the view's
+error alone: the generator's exact canonical head of each face warped to the model's view and
+scored like its depth (``exact_head_side_1e2``, ``exact_head_mad_deg``; NaN on other data;
+the true pose gives about 0.36 and 7.6°, see ``pose_or_shape.py``). The roll slope
 and the share of images whose predicted view sits at the edge of its range (any angle beyond 95% of
 ``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there.
 Each evaluation is one JSON line on stdout and in ``--out``; with ``--ema`` each weight
@@ -54,7 +57,17 @@ from unsup3d_cli.engine.trainer import (  # noqa: E402
     train_step,
 )
 from unsup3d_cli.evaluation import predict_view_depth  # noqa: E402
+from unsup3d_cli.geometry import euler_to_rotation  # noqa: E402
 from unsup3d_cli.metrics import depth_metrics  # noqa: E402
+from unsup3d_cli.synth_mesh import (  # noqa: E402
+    MeshSynthConfig,
+    build_scene,
+    render_scene,
+    sample_mesh_face,
+)
+
+sys.path.insert(0, str(REPO / "experiments"))
+from oracle_pose_landscape import BACKGROUND, canonical_scene  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,24 +90,56 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def validation_set(cfg, count: int) -> tuple[torch.Tensor, ...]:
-    """First ``count`` validation images, depths, true (pitch, yaw, roll) in radians and the
-    share of the frame each face covers (``face_fraction``; NaN where the generator has none)."""
+def validation_set(cfg, count: int) -> tuple[torch.Tensor | None, ...]:
+    """First ``count`` validation images, depths, true (pitch, yaw, roll) in radians, the
+    share of the frame each face covers (``face_fraction``; NaN where the generator has none)
+    and the faces' exact canonical heads (:func:`exact_heads`; None where unavailable)."""
     root = Path(cfg.data.root) / "val"
     dataset = PairedDepthDataset(root, crop=cfg.data.crop)
     meta = {}
     for line in (root / "meta.jsonl").read_text().splitlines():
         record = json.loads(line)
         meta[Path(record["image"]).name] = record
-    images, depths, angles, fractions = [], [], [], []
+    images, depths, angles, fractions, records = [], [], [], [], []
     for index in range(min(count, len(dataset))):
         item = dataset[index]
         images.append(item["image"])
         depths.append(item["depth"])
         record = meta[Path(item["path"]).name]
+        records.append(record)
         angles.append(record["view_angles_rad"][:3])
         fractions.append(record.get("face_fraction", math.nan))
-    return torch.stack(images), torch.stack(depths), torch.tensor(angles), torch.tensor(fractions)
+    images = torch.stack(images)
+    return (images, torch.stack(depths), torch.tensor(angles), torch.tensor(fractions),
+            exact_heads(root.parent, records, images, cfg.data.crop))  # fmt: skip
+
+
+def exact_heads(root: Path, records: list[dict], images: torch.Tensor, crop) -> torch.Tensor | None:
+    """The generator's exact canonical depth of each face (the same head un-rotated, background
+    at the pivot, as ``pose_or_shape.py``), for the default mesh faces of ``unsup3d synth``.
+
+    Warped to the model's view and scored like its own depth, it measures the view's error
+    alone (the true pose gives SIDE 0.356 ×10⁻², MAD 7.6° on fresh faces). None, with a
+    message, for other data: another style, a variant (``variant.json``), a crop, or a set the
+    default generator settings do not redraw exactly (the first image is checked).
+    """
+    info_path = root / "dataset.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    if info.get("style") != "mesh" or (root / "variant.json").exists() or crop is not None:
+        return None
+    cfg, seed = MeshSynthConfig(), int(info["seed"])
+    heads = []
+    for number, record in enumerate(records):
+        spec = sample_mesh_face(int(record["index"]), seed, cfg)
+        scene = build_scene(spec, cfg)
+        if number == 0:
+            image = render_scene(scene, spec, cfg)[0]
+            if float((image - images[0]).abs().max()) > 2 / 255:
+                print(f"# {root}: not the default mesh faces; no exact-head scores", flush=True)
+                return None
+        depth = render_scene(canonical_scene(scene, cfg.rot_center_depth), spec, cfg)[1]
+        heads.append(torch.where(depth < BACKGROUND, depth, torch.ones_like(depth)))
+    return torch.stack(heads)
 
 
 HEAD_DEPTH = 0.97  # canonical depth nearer than this counts as head (the pivot is at 1.0)
@@ -107,9 +152,10 @@ def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def score(model, images, depths, angles, fractions) -> dict[str, float]:
+def score(model, images, depths, angles, fractions, exact=None) -> dict[str, float]:
     model.eval()
     sides, mads, scales, views, reliefs, areas, shifts, sizes = [], [], [], [], [], [], [], []
+    exact_sides, exact_mads = [], []
     for start in range(0, len(images), 64):
         image, gt = images[start : start + 64], depths[start : start + 64]
         prediction = predict_view_depth(model, image)
@@ -125,6 +171,14 @@ def score(model, images, depths, angles, fractions) -> dict[str, float]:
             lp, lg = lp - lp.mean(), lg - lg.mean()
             scales.append(float((lp * lg).sum() / lp.square().sum().clamp(min=1e-12)))
         decomp = model(image)
+        if exact is not None:  # the exact heads at the model's view
+            view_depth, view_mask, _ = model.renderer.warp_depth(
+                exact[start : start + 64], euler_to_rotation(decomp.view_angles),
+                decomp.view_translation, model.view_depth_range, decomp.view_scale,
+            )  # fmt: skip
+            exact_scores = depth_metrics(view_depth, view_mask, gt, model.renderer)
+            exact_sides.append(exact_scores.side)
+            exact_mads.append(exact_scores.mad_deg)
         views.append(decomp.view_angles)
         shifts.append(decomp.view_translation[:, 2])
         ones = image.new_ones(len(image))
@@ -137,6 +191,9 @@ def score(model, images, depths, angles, fractions) -> dict[str, float]:
     side, mad = torch.cat(sides), torch.cat(mads)
     ok = torch.isfinite(side)
     limit = 0.95 * math.radians(model.cfg.rotation_range_deg)
+    nan = side.new_full((1,), math.nan)
+    exact_side, exact_mad = torch.cat(exact_sides or [nan]), torch.cat(exact_mads or [nan])
+    exact_ok = torch.isfinite(exact_side)
     return {
         "side_1e2": float(side[ok].mean() * 100),
         "mad_deg": float(mad[ok].mean()),
@@ -155,6 +212,8 @@ def score(model, images, depths, angles, fractions) -> dict[str, float]:
         "log_scale_corr": float(torch.corrcoef(torch.stack([size, fractions]))[0, 1]),
         "mean_pitch_deg": float(view[:, 0].mean().rad2deg()),
         "mean_yaw_deg": float(view[:, 1].mean().rad2deg()),
+        "exact_head_side_1e2": float(exact_side[exact_ok].mean() * 100),
+        "exact_head_mad_deg": float(exact_mad[exact_ok].mean()),
     }
 
 
