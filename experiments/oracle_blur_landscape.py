@@ -147,6 +147,11 @@ def main() -> None:
     parser.add_argument("--blurs", default="0,1,2,3,4,6", help="Gaussian σ in pixels")
     parser.add_argument("--depth-blurs", default="1,2,4", help="Gaussian σ for the depth alone")
     parser.add_argument(
+        "--loss-blurs", default="0",
+        help="Gaussian σ in pixels applied to both the warped image and the input before the "
+        "L1, each a row of its own (0: the plain L1): a coarse-to-fine loss's landscape",
+    )  # fmt: skip
+    parser.add_argument(
         "--model", action="store_true",
         help="also swap in a trained model's canonical image and depth (default: the bundle)",
     )  # fmt: skip
@@ -162,6 +167,7 @@ def main() -> None:
     factors = [float(x) for x in args.factors.split(",")]
     blurs = [float(x) for x in args.blurs.split(",")]
     depth_blurs = [float(x) for x in args.depth_blurs.split(",") if x]
+    loss_blurs = [float(x) for x in args.loss_blurs.split(",")]
     faces = turned_faces(args.num, args.min_yaw, args.seed, cfg)
     mean_depth = torch.stack([face[4] for face in faces]).mean(0)  # a generic, exact mean head
     fitted, (mean_head, mean_scale) = size_fitted_mean_heads(faces)
@@ -178,8 +184,11 @@ def main() -> None:
                     renderer, image_c.float(), depth_c.float(), euler_rotation(angles),
                     shift[0] if shift else scene.translation,
                 )  # fmt: skip
-                error = (image - target).abs().mean(0, keepdim=True) * valid  # (1, S, S)
-                sums[(name, k)] = sums.get((name, k), 0.0) + float(error.mean()) / args.num
+                for b in loss_blurs:  # the L1 of both images blurred alike (0: plain)
+                    error = (gaussian_blur(image, b) - gaussian_blur(target, b)).abs()
+                    error = error.mean(0, keepdim=True) * valid  # (1, S, S)
+                    key = (name if b == 0 else f"{name}; loss blur {b:g} px", k)
+                    sums[key] = sums.get(key, 0.0) + float(error.mean()) / args.num
     rows = []
     for name in dict.fromkeys(n for n, _ in sums):
         row = {"canonical": name, "l1_by_factor": {f"{k:g}": round(sums[(name, k)], 5)
@@ -189,7 +198,7 @@ def main() -> None:
         print(json.dumps(row))
     options = [f"--num {args.num}", f"--min-yaw {args.min_yaw:g}", f"--seed {args.seed}",
                f"--factors {args.factors}", f"--blurs {args.blurs}",
-               f"--depth-blurs {args.depth_blurs}"]  # fmt: skip
+               f"--depth-blurs {args.depth_blurs}", f"--loss-blurs {args.loss_blurs}"]  # fmt: skip
     options += ["--model"] if args.model else []
     record = {"command": "python experiments/oracle_blur_landscape.py " + " ".join(options),
               "checkpoint": str(checkpoint) if args.model else None,
