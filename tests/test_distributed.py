@@ -126,7 +126,8 @@ def _steps(rank: int, world: int, init_file: str, out: str, steps: int) -> None:
         dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                                 world_size=world)  # fmt: skip
         group = ProcessGroup(Launch(rank, rank, world), torch.device("cpu"), "gloo")
-    cfg = _cfg("loss.lam_depth_smooth=0.5", "loss.lam_view_centre=1.0", "data.hflip=true")
+    cfg = _cfg("loss.lam_depth_smooth=0.5", "loss.lam_view_centre=1.0",
+               "loss.lam_translation_centre=1.0", "data.hflip=true")  # fmt: skip
     torch.manual_seed(0)
     model = api.build_model(cfg).double()
     features = VGGFeatures().double()
@@ -251,7 +252,7 @@ class _TwoProcesses(ProcessGroup):
 @pytest.mark.parametrize(
     "extra",
     [[], ["train.ema_decay=0.99", "train.view_lr_scale=2", "loss.lam_depth_smooth=0.5",
-          "loss.lam_view_centre=0.1"]],
+          "loss.lam_view_centre=0.1", "loss.lam_translation_centre=0.1"]],
     ids=["plain", "ema+view-lr+priors"],
 )  # fmt: skip
 def test_a_training_step_never_waits_for_the_device(processes: str, extra: list[str]) -> None:

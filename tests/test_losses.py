@@ -21,6 +21,7 @@ from unsup3d_cli.losses import (
     perceptual_nll,
     photometric_nll,
     total_loss,
+    translation_centre_prior,
     view_centre_prior,
 )
 from unsup3d_cli.model import ModelConfig, Unsup3D
@@ -208,7 +209,8 @@ def test_total_loss_combines_the_terms_with_their_weights():
     names = {"photometric", "photometric_flip", "perceptual", "perceptual_flip"}
     names |= {"gradient", "gradient_flip"}
     assert set(terms.as_dict()) == names | {
-        "depth_smooth", "view_centre", "depth_supervised", "total", "raster_dropped"
+        "depth_smooth", "view_centre", "translation_centre", "depth_supervised", "total",
+        "raster_dropped",
     }  # fmt: skip
     assert terms.depth_supervised == 0
     off = total_loss(image, decomp, recon, LossConfig(), None, epoch=3, depth_span=0.2)
@@ -275,3 +277,45 @@ def test_view_centre_prior_is_the_squared_norm_of_the_batch_mean() -> None:
     torch.testing.assert_close(angles.grad, expected.expand_as(angles))
     with pytest.raises(ValueError, match="view_angles"):
         view_centre_prior(torch.zeros(2, 6))
+
+
+def test_translation_centre_prior_is_the_squared_norm_of_the_mean_xy_shift_in_range_units():
+    shift = torch.tensor([[0.03, -0.01, 0.5], [0.01, 0.01, -0.2]], dtype=torch.float64)
+    # mean (0.02, 0, ·) in units of 0.1: 0.2² (z is not a gauge here and is left out)
+    assert float(translation_centre_prior(shift, 0.1)) == pytest.approx(0.2**2)
+    flipped = torch.cat([shift, -shift])
+    assert float(translation_centre_prior(flipped, 0.1)) == pytest.approx(0.0, abs=1e-30)
+    shift.requires_grad_()
+    assert gradcheck(lambda t: translation_centre_prior(t, 0.1), (shift,))
+    translation_centre_prior(shift, 0.1).backward()
+    expected = 2 * shift.detach().mean(0) / len(shift) / 0.1**2  # d/dt_b of ‖mean / r‖²
+    expected[2] = 0.0
+    torch.testing.assert_close(shift.grad, expected.expand_as(shift))
+    with pytest.raises(ValueError, match="view_translation"):
+        translation_centre_prior(torch.zeros(2, 2), 0.1)
+    with pytest.raises(ValueError, match="translation_range"):
+        translation_centre_prior(torch.zeros(2, 3), 0.0)
+    with pytest.raises(ValueError, match="loss.lam_translation_centre"):
+        LossConfig(lam_translation_centre=-1.0)
+
+
+def test_total_loss_adds_the_translation_prior_only_with_a_weight_and_a_range() -> None:
+    model = Unsup3D(
+        ModelConfig(width=16, encoder_width=16, depth_zdim=32, confidence_zdim=16), Renderer()
+    )
+    image = torch.rand(2, 3, 64, 64)
+    decomp = model(image)
+    decomp = replace(decomp, view_translation=decomp.view_translation + 0.05)  # off-centre
+    recon = model.reconstruct(decomp)
+    cfg = LossConfig(lam_perc=0.0, lam_translation_centre=3.0)
+    terms = total_loss(image, decomp, recon, cfg, None, epoch=0, depth_span=0.2,
+                       translation_range=0.1)  # fmt: skip
+    prior = translation_centre_prior(decomp.view_translation, 0.1)
+    torch.testing.assert_close(terms.translation_centre, prior)
+    assert float(prior.detach()) > 0.4  # about 0.5² per axis
+    without = total_loss(image, decomp, recon, LossConfig(lam_perc=0.0), None, epoch=0,
+                         depth_span=0.2, translation_range=0.1)  # fmt: skip
+    torch.testing.assert_close(terms.total, without.total + 3.0 * prior)
+    no_range = total_loss(image, decomp, recon, cfg, None, epoch=0, depth_span=0.2)
+    assert no_range.translation_centre == 0
+    torch.testing.assert_close(no_range.total, without.total)

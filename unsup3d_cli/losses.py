@@ -40,6 +40,14 @@ class LossConfig:
     the canonical frame — the objective barely changes when every view turns by the same
     angle and the canonical surface turns back — which short runs otherwise let drift until
     the views saturate at the rotation range. Individual views are not pulled."""
+    lam_translation_centre: float = 0.0
+    """Weight of the same prior on the predicted x/y translation, in units of
+    ``model.xy_translation_range``: ``‖mean_b (tx, ty)_b / range‖²``
+    (:func:`translation_centre_prior`). Not in the paper (0 there). The rotation prior leaves
+    the canonical frame free to slide sideways while every translation slides back; on the
+    mesh faces some seeds do that (a batch-mean x-translation of −0.08, most of the half-frame,
+    against the data's 0 ± 0.007) and then the mirror line no longer runs through the face,
+    and the relief comes out inverted. Individual translations are not pulled."""
     confidence_floor: float = 0.0
     """Added to every predicted confidence map σ inside the negative log-likelihoods (0: the
     paper's σ). Not in the paper. σ is predicted from the input alone and learns where the
@@ -56,9 +64,13 @@ class LossConfig:
     the ground-truth foreground, instead of every other term (needs data with depth)."""
 
     def __post_init__(self) -> None:
-        """Reject unknown supervision modes, a negative gradient weight and a negative floor."""
+        """Reject unknown supervision modes, negative weights and a negative floor."""
         if self.lam_gradient < 0:
             raise ValueError(f"loss.lam_gradient must be ≥ 0, got {self.lam_gradient}")
+        if not self.lam_translation_centre >= 0:
+            raise ValueError(
+                f"loss.lam_translation_centre must be ≥ 0, got {self.lam_translation_centre}"
+            )
         if not self.confidence_floor >= 0:
             raise ValueError(f"loss.confidence_floor must be ≥ 0, got {self.confidence_floor}")
         if self.supervision not in SUPERVISION_MODES:
@@ -95,6 +107,7 @@ class LossTerms:
     perceptual_flip: Tensor
     depth_smooth: Tensor
     view_centre: Tensor
+    translation_centre: Tensor
     depth_supervised: Tensor
     total: Tensor
     raster_dropped: Tensor
@@ -283,11 +296,42 @@ def view_centre_prior(view_angles: Tensor, group: BatchGroup | None = None) -> T
         Scalar.
     """
     check_shape(view_angles, "B 3", "view_angles")
+    return _batch_mean_square(view_angles, group)
+
+
+def translation_centre_prior(
+    view_translation: Tensor, translation_range: float, group: BatchGroup | None = None
+) -> Tensor:
+    """Squared norm of the batch-mean x/y translation in units of its range.
+
+    ``‖mean_b (tx, ty)_b‖² / range²``, over every process with ``group`` as in
+    :func:`view_centre_prior`.
+
+    Args:
+        view_translation: (B, 3) predicted (tx, ty, tz).
+        translation_range: ``model.xy_translation_range`` (> 0).
+        group: the processes sharing the batch (None: this process only).
+
+    Returns:
+        Scalar.
+    """
+    check_shape(view_translation, "B 3", "view_translation")
+    if not translation_range > 0:
+        raise ValueError(f"translation_range must be > 0, got {translation_range}")
+    return _batch_mean_square(view_translation[:, :2] / translation_range, group)
+
+
+def _batch_mean_square(values: Tensor, group: BatchGroup | None) -> Tensor:
+    """``‖mean_b values_b‖²`` for values (B, K), over every process with ``group``.
+
+    With ``group`` each process returns ``2·m̄·(W·Σ_local values / N) − ‖m̄‖²``
+    (see :func:`view_centre_prior`).
+    """
     if group is None:
-        return view_angles.mean(dim=0).square().sum()
-    count = group.sum(view_angles.new_full((), float(view_angles.shape[0])))
-    mean = group.sum(view_angles.detach().sum(dim=0)) / count  # (3,)
-    local = group.world_size * view_angles.sum(dim=0) / count  # (3,)
+        return values.mean(dim=0).square().sum()
+    count = group.sum(values.new_full((), float(values.shape[0])))
+    mean = group.sum(values.detach().sum(dim=0)) / count  # (K,)
+    local = group.world_size * values.sum(dim=0) / count  # (K,)
     return 2 * (mean * local).sum() - mean.square().sum()
 
 
@@ -379,7 +423,7 @@ def supervised_loss(
     depth = supervised_depth_loss(view_depth, gt_depth, group)
     zero = depth.new_zeros(())
     dropped = _dropped(recon, zero)
-    return LossTerms(zero, zero, zero, zero, zero, zero, zero, zero, depth, depth, dropped)
+    return LossTerms(zero, zero, zero, zero, zero, zero, zero, zero, zero, depth, depth, dropped)
 
 
 def total_loss(
@@ -391,12 +435,14 @@ def total_loss(
     *,
     epoch: int,
     depth_span: float,
+    translation_range: float = 0.0,
     group: BatchGroup | None = None,
 ) -> LossTerms:
     """The full objective ``L1 + λf·L1' + λp·(Lp + λf·Lp') + λsm·Lsm`` (reference §4).
 
-    Our additions, each off at weight 0: ``λg·(Lg + λf·Lg')`` (:func:`gradient_nll`) and
-    ``λvc·Lvc`` (:func:`view_centre_prior`).
+    Our additions, each off at weight 0: ``λg·(Lg + λf·Lg')`` (:func:`gradient_nll`),
+    ``λvc·Lvc`` (:func:`view_centre_prior`) and ``λtc·Ltc`` (:func:`translation_centre_prior`;
+    also off when ``translation_range`` is 0, a model without x/y translation).
 
     Args:
         image: input images (B, 3, H, W) in [0, 1].
@@ -406,6 +452,7 @@ def total_loss(
         features: perceptual feature extractor, or None to drop the perceptual terms.
         epoch: current epoch (for the flip weight schedule).
         depth_span: max_depth − min_depth, the smoothness normaliser.
+        translation_range: ``model.xy_translation_range``, the translation prior's unit.
         group: the processes sharing the batch, each holding a shard (None: this process
             only); see :class:`BatchGroup`.
     """
@@ -426,6 +473,9 @@ def total_loss(
     if cfg.lam_depth_smooth > 0:
         smooth = depth_smoothness(decomp.depth_unbordered, depth_span, group)
     centre = view_centre_prior(decomp.view_angles, group) if cfg.lam_view_centre > 0 else zero
+    shift = zero
+    if cfg.lam_translation_centre > 0 and translation_range > 0:
+        shift = translation_centre_prior(decomp.view_translation, translation_range, group)
     total = (
         photo
         + lam_flip * photo_flip
@@ -433,11 +483,13 @@ def total_loss(
         + cfg.lam_perc * (perc + lam_flip * perc_flip)
         + cfg.lam_depth_smooth * smooth
         + cfg.lam_view_centre * centre
+        + cfg.lam_translation_centre * shift
     )
     dropped = _dropped(recon, zero)
     return LossTerms(
-        photo, photo_flip, grad, grad_flip, perc, perc_flip, smooth, centre, zero, total, dropped
-    )
+        photo, photo_flip, grad, grad_flip, perc, perc_flip, smooth, centre, shift, zero, total,
+        dropped,
+    )  # fmt: skip
 
 
 def _dropped(recon: Reconstruction, zero: Tensor) -> Tensor:

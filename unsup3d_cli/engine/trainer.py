@@ -343,8 +343,9 @@ def compute_loss(
         return supervised_loss(recon, gt_depth, shared), decomp, recon
     span = model.cfg.max_depth - model.cfg.min_depth
     terms = total_loss(
-        image, decomp, recon, loss_cfg, features, epoch=epoch, depth_span=span, group=shared
-    )
+        image, decomp, recon, loss_cfg, features, epoch=epoch, depth_span=span,
+        translation_range=model.cfg.xy_translation_range, group=shared,
+    )  # fmt: skip
     return terms, decomp, recon
 
 
