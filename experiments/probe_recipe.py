@@ -17,7 +17,9 @@ generator's ``face_fraction`` (the truth's spread is ~0.11); and, with
 ``model.z_translation_range``, how far the heads are moved along the view axis (spread, and
 correlation with the face fraction: negative when small faces are put further away), and with
 ``model.scale_range`` the spread of the predicted log-size and its correlation with the face
-fraction (positive when the size follows the face). On the default mesh faces, the view's
+fraction (positive when the size follows the face). The batch-mean x/y translation
+(``mean_tx``, ``mean_ty``; the data's is 0): a canonical frame sliding sideways shows there
+first (``view_gauge.py``). On the default mesh faces, the view's
 error alone: the generator's exact canonical head of each face warped to the model's view and
 scored like its depth (``exact_head_side_1e2``, ``exact_head_mad_deg``; NaN on other data;
 the true pose gives about 0.36 and 7.6°, see ``pose_or_shape.py``). The roll slope
@@ -180,13 +182,15 @@ def score(model, images, depths, angles, fractions, exact=None) -> dict[str, flo
             exact_sides.append(exact_scores.side)
             exact_mads.append(exact_scores.mad_deg)
         views.append(decomp.view_angles)
-        shifts.append(decomp.view_translation[:, 2])
+        shifts.append(decomp.view_translation)
         ones = image.new_ones(len(image))
         sizes.append(decomp.view_scale if decomp.view_scale is not None else ones)
         reliefs.append(decomp.depth_unbordered.std(dim=(1, 2, 3)))
         areas.append((decomp.depth_unbordered < HEAD_DEPTH).float().mean(dim=(1, 2, 3)))
     model.train()
-    area, shift, size = torch.cat(areas), torch.cat(shifts), torch.cat(sizes).log()
+    area, size = torch.cat(areas), torch.cat(sizes).log()
+    translation = torch.cat(shifts)
+    shift = translation[:, 2]
     view = torch.cat(views)
     side, mad = torch.cat(sides), torch.cat(mads)
     ok = torch.isfinite(side)
@@ -212,6 +216,8 @@ def score(model, images, depths, angles, fractions, exact=None) -> dict[str, flo
         "log_scale_corr": float(torch.corrcoef(torch.stack([size, fractions]))[0, 1]),
         "mean_pitch_deg": float(view[:, 0].mean().rad2deg()),
         "mean_yaw_deg": float(view[:, 1].mean().rad2deg()),
+        "mean_tx": float(translation[:, 0].mean()),
+        "mean_ty": float(translation[:, 1].mean()),
         "exact_head_side_1e2": float(exact_side[exact_ok].mean() * 100),
         "exact_head_mad_deg": float(exact_mad[exact_ok].mean()),
     }
