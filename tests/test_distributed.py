@@ -252,7 +252,8 @@ class _TwoProcesses(ProcessGroup):
 @pytest.mark.parametrize(
     "extra",
     [[], ["train.ema_decay=0.99", "train.view_lr_scale=2", "loss.lam_depth_smooth=0.5",
-          "loss.lam_view_centre=0.1", "loss.lam_translation_centre=0.1"]],
+          "loss.lam_view_centre=0.1", "loss.lam_translation_centre=0.1",
+          "loss.lam_self_view=0.1"]],
     ids=["plain", "ema+view-lr+priors"],
 )  # fmt: skip
 def test_a_training_step_never_waits_for_the_device(processes: str, extra: list[str]) -> None:

@@ -20,6 +20,7 @@ from unsup3d_cli.losses import (
     gradient_nll,
     perceptual_nll,
     photometric_nll,
+    self_view_loss,
     total_loss,
     translation_centre_prior,
     view_centre_prior,
@@ -209,8 +210,8 @@ def test_total_loss_combines_the_terms_with_their_weights():
     names = {"photometric", "photometric_flip", "perceptual", "perceptual_flip"}
     names |= {"gradient", "gradient_flip"}
     assert set(terms.as_dict()) == names | {
-        "depth_smooth", "view_centre", "translation_centre", "depth_supervised", "total",
-        "raster_dropped",
+        "depth_smooth", "view_centre", "translation_centre", "self_view", "depth_supervised",
+        "total", "raster_dropped",
     }  # fmt: skip
     assert terms.depth_supervised == 0
     off = total_loss(image, decomp, recon, LossConfig(), None, epoch=3, depth_span=0.2)
@@ -319,3 +320,20 @@ def test_total_loss_adds_the_translation_prior_only_with_a_weight_and_a_range() 
     no_range = total_loss(image, decomp, recon, cfg, None, epoch=0, depth_span=0.2)
     assert no_range.translation_centre == 0
     torch.testing.assert_close(no_range.total, without.total)
+
+
+def test_self_view_loss_is_the_l1_of_the_views():
+    pred = torch.tensor([[0.1, 0.5, 0.0], [0.0, -0.2, 0.1]], dtype=torch.float64)
+    true = torch.tensor([[0.0, 0.3, 0.0], [0.0, -0.1, 0.1]], dtype=torch.float64)
+    pred_t = torch.tensor([[0.01, 0.0, 0.7], [0.0, -0.02, 0.0]], dtype=torch.float64)
+    true_t = torch.zeros(2, 3, dtype=torch.float64)
+    angles_l1 = (0.1 + 0.2 + 0.1) / 6
+    shift_l1 = (0.01 + 0.02) / 4  # z left out
+    value = self_view_loss(pred, pred_t, true, true_t, 0.1)
+    assert float(value) == pytest.approx(angles_l1 + shift_l1 / 0.1)
+    assert float(self_view_loss(pred, pred_t, true, true_t, 0.0)) == pytest.approx(angles_l1)
+    pred.requires_grad_()
+    self_view_loss(pred, pred_t, true, true_t, 0.1).backward()
+    torch.testing.assert_close(pred.grad, (pred - true).detach().sign() / 6)
+    with pytest.raises(ValueError, match="pred_angles"):
+        self_view_loss(torch.zeros(2, 2), pred_t, true, true_t, 0.1)

@@ -411,3 +411,31 @@ def test_scale_range_predicts_a_bounded_size_that_resizes_the_view():
     assert covered[0] > 0.8 and covered[1] == pytest.approx(covered[0] / 4, rel=0.15)
     with pytest.raises(ValueError, match="scale_range"):
         ModelConfig(scale_range=1.0)
+
+
+def test_render_views_is_the_reconstruction_at_those_views_filled_from_the_canonical_image():
+    model = Unsup3D(TINY, Renderer())
+    decomp = _symmetric_decomposition()  # its own view: the identity
+    view = torch.tensor([[0.0, 0.5, 0.0], [0.1, -0.4, 0.05]])
+    shift = torch.tensor([[0.01, 0.0, 0.0], [0.0, -0.01, 0.0]])
+    rendered = model.render_views(decomp, view, shift)
+    turned = _symmetric_decomposition(view=view)
+    turned = Decomposition(**{**turned.__dict__, "view_translation": shift})
+    recon = model.reconstruct(turned, mirror=False)
+    covered = recon.mask.bool().expand_as(rendered)
+    assert 0 < covered.float().mean() < 1  # a turn of 0.5 rad uncovers a border
+    torch.testing.assert_close(rendered[covered], recon.image[covered])
+    torch.testing.assert_close(rendered[~covered], recon.canonical_image[~covered])
+    # at the identity view it is the canonical image
+    same = model.render_views(decomp, torch.zeros(2, 3), torch.zeros(2, 3))
+    torch.testing.assert_close(same, recon.canonical_image.clamp(0, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_predict_view_is_the_forward_passes_view():
+    torch.manual_seed(0)
+    model = Unsup3D(TINY, Renderer()).eval()
+    image = torch.rand(2, 3, 64, 64)
+    decomp = model(image)
+    angles, translation = model.predict_view(image)
+    torch.testing.assert_close(angles, decomp.view_angles)
+    torch.testing.assert_close(translation, decomp.view_translation)

@@ -33,6 +33,7 @@ from unsup3d_cli.losses import (
     LossConfig,
     LossTerms,
     flip_weight,
+    self_view_loss,
     supervised_loss,
     total_loss,
 )
@@ -346,7 +347,32 @@ def compute_loss(
         image, decomp, recon, loss_cfg, features, epoch=epoch, depth_span=span,
         translation_range=model.cfg.xy_translation_range, group=shared,
     )  # fmt: skip
+    if loss_cfg.lam_self_view > 0 and model.view_net is not None:
+        term = self_view_term(model, decomp, loss_cfg)
+        terms = replace(terms, self_view=term, total=terms.total + loss_cfg.lam_self_view * term)
     return terms, decomp, recon
+
+
+def self_view_term(model: Unsup3D, decomp: Decomposition, loss_cfg: LossConfig) -> Tensor:
+    """``loss.lam_self_view``'s term for one batch.
+
+    Random views from the global random stream, the canonical reconstructions rendered there
+    (:meth:`Unsup3D.render_views`), and the viewpoint network's error on them
+    (:func:`~unsup3d_cli.losses.self_view_loss`).
+    """
+    angles = decomp.view_angles
+    count = angles.shape[0]
+    unit = torch.rand(count, 3, device=angles.device, dtype=angles.dtype) * 2 - 1
+    views = torch.stack(  # (B, 3), with no copy from the host
+        [unit[:, i] * math.radians(r) for i, r in enumerate(loss_cfg.self_view_ranges_deg)], 1
+    )
+    xy = torch.rand(count, 2, device=angles.device, dtype=angles.dtype) * 2 - 1
+    shifts = torch.cat([xy * loss_cfg.self_view_shift, xy.new_zeros(count, 1)], dim=1)
+    images = model.render_views(decomp, views, shifts)
+    pred_angles, pred_translation = model.predict_view(images.detach())
+    return self_view_loss(
+        pred_angles, pred_translation, views, shifts, model.cfg.xy_translation_range
+    )
 
 
 def train_step(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -314,6 +314,43 @@ class Unsup3D(nn.Module):
             depth, rotation, translation, self.view_depth_range, scale
         )
         return view_depth, view_mask, rotation
+
+    def predict_view(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """The viewpoint network alone: rotation angles (B, 3) and translation (B, 3).
+
+        Args:
+            image: shape (B, 3, 64, 64), in [0, 1].
+        """
+        check_shape(image, "B 3 64 64", "image")
+        if self.view_net is None:
+            raise ValueError("this model has no viewpoint network")
+        signed = (image * 2 - 1).contiguous(memory_format=torch.channels_last)  # as in forward
+        with self.network_autocast(signed):
+            raw_view = self.view_net(signed)
+        angles, translation, _ = self._view(signed, raw_view)
+        return angles, translation
+
+    @torch.no_grad()
+    def render_views(self, decomp: Decomposition, angles: Tensor, translation: Tensor) -> Tensor:
+        """The canonical reconstruction of ``decomp`` seen from other views, in [0, 1].
+
+        The canonical image (albedo × shading, the light attached to the object) and depth are
+        warped as in :meth:`reconstruct`, at unit scale; the pixels the warp leaves uncovered
+        take the canonical image's colour there, so no border marks the view.
+
+        Args:
+            decomp: B images' factors (not differentiated).
+            angles: rotation angles (B, 3) in radians.
+            translation: (B, 3).
+
+        Returns:
+            Images (B, 3, H, W).
+        """
+        scale = None if decomp.view_scale is None else torch.ones_like(decomp.view_scale)
+        turned = replace(decomp, view_angles=angles, view_translation=translation, view_scale=scale)
+        recon = self.reconstruct(turned, mirror=False)
+        covered = recon.mask
+        return (recon.image * covered + recon.canonical_image * (1 - covered)).clamp(0, 1)
 
     def _decode_depth(self, raw: Tensor) -> Tensor:
         """Raw depth-network output (B, 1, H, W) → canonical depth, before the border fill."""
