@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from kornia.filters import gaussian_blur2d
 from kornia.geometry.transform import scale
-from oracle_pose_landscape import BACKGROUND, canonical_scene, render_at
+from oracle_pose_landscape import canonical_frame, render_at
 from trained import load_eval_model
 
 from unsup3d_cli.render import Renderer
@@ -54,7 +54,8 @@ def model_canonical(model, target: torch.Tensor) -> tuple[torch.Tensor, torch.Te
 
 def turned_faces(num: int, min_yaw: float, seed: int, cfg: MeshSynthConfig) -> list[tuple]:
     """``num`` faces turned by at least ``min_yaw`` degrees: (spec, scene, input image,
-    exact canonical image, exact canonical depth with the background at the pivot)."""
+    exact canonical image, exact canonical depth with the background at the pivot, input-view
+    depth)."""
     faces, index = [], 0
     while len(faces) < num:
         spec = sample_mesh_face(index, seed, cfg)
@@ -62,11 +63,9 @@ def turned_faces(num: int, min_yaw: float, seed: int, cfg: MeshSynthConfig) -> l
         if abs(math.degrees(float(spec.angles[1]))) < min_yaw:
             continue
         scene = build_scene(spec, cfg)
-        target, _, _ = render_scene(scene, spec, cfg)
-        canon = canonical_scene(scene, cfg.rot_center_depth)
-        canon_image, canon_depth, _ = render_scene(canon, spec, cfg)
-        depth = torch.where(canon_depth < BACKGROUND, canon_depth, torch.ones_like(canon_depth))
-        faces.append((spec, scene, target, canon_image, depth))
+        target, view_depth, _ = render_scene(scene, spec, cfg)
+        canon_image, depth = canonical_frame(scene, spec, cfg)
+        faces.append((spec, scene, target, canon_image, depth, view_depth))
     return faces
 
 
@@ -108,7 +107,7 @@ def size_by_distance(face: tuple, mean_head: torch.Tensor, mean_scale: float) ->
     Magnifying the whole scene by f about the camera changes no pixel; for the canonical frame
     magnified by f about the pivot c, the translation becomes ``t' = (f − 1)·c + f·t``.
     """
-    _, scene, _, image, depth = face
+    scene, image, depth = face[1], face[3], face[4]
     factor = mean_scale / scene.scale
     shift = scene.translation * factor
     shift = shift + shift.new_tensor([0.0, 0.0, factor - 1.0])  # the pivot is at depth 1
@@ -123,7 +122,7 @@ def size_by_distance(face: tuple, mean_head: torch.Tensor, mean_scale: float) ->
 
 def canonical_variants(face, mean_depth, fitted_depth, blurs, depth_blurs, model) -> dict:
     """The canonical (image, depth) pairs to warp for one face, by name."""
-    _, _, target, image, depth = face
+    target, image, depth = face[2], face[3], face[4]
     variants = {f"exact image, blur {b:g} px; exact depth": (gaussian_blur(image, b), depth)
                 for b in blurs}  # fmt: skip
     for b in depth_blurs:

@@ -47,6 +47,14 @@ def canonical_scene(scene: Scene, pivot: float) -> Scene:
                  torch.zeros_like(scene.translation), scene.scale)  # fmt: skip
 
 
+def canonical_frame(scene: Scene, spec, cfg: MeshSynthConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The generator's exact canonical image (3, S, S) and depth (1, S, S) of a posed face,
+    the depth's background moved to the rotation pivot (the model's canonical frame)."""
+    image, depth, _ = render_scene(canonical_scene(scene, cfg.rot_center_depth), spec, cfg)
+    pivot = torch.full_like(depth, cfg.rot_center_depth)
+    return image, torch.where(depth < BACKGROUND, depth, pivot)
+
+
 def render_at(
     renderer: Renderer,
     image: torch.Tensor,

@@ -36,21 +36,16 @@ from pathlib import Path
 
 import torch
 from oracle_blur_landscape import size_fitted_mean_heads, turned_faces
+from probe_recipe import slope
 from trained import load_eval_model
 
 from unsup3d_cli.data import DEPTH_FAR
 from unsup3d_cli.geometry import euler_to_rotation
 from unsup3d_cli.metrics import depth_metrics
-from unsup3d_cli.synth_mesh import MeshSynthConfig, euler_rotation, render_scene
+from unsup3d_cli.synth_mesh import MeshSynthConfig, euler_rotation
 from unsup3d_cli.weights import bundled_model_path
 
 CONST_DEPTH = 1.0
-
-
-def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
-    """Least-squares slope of ``pred`` against ``true`` (both centred)."""
-    t = true - true.mean()
-    return float((t * (pred - pred.mean())).sum() / t.square().sum())
 
 
 def average_face_depth(gt: torch.Tensor) -> torch.Tensor:
@@ -88,8 +83,7 @@ def main() -> None:
     checkpoint = args.checkpoint or bundled_model_path()
     model, _ = load_eval_model(checkpoint)
     renderer, depth_range = model.renderer, model.view_depth_range
-    cfg = MeshSynthConfig()
-    faces = turned_faces(args.num, 0.0, args.seed, cfg)
+    faces = turned_faces(args.num, 0.0, args.seed, MeshSynthConfig())
     specs = [face[0] for face in faces]
     images = torch.stack([face[2] for face in faces])  # (N, 3, S, S)
     exact = torch.stack([face[4] for face in faces]).float()  # canonical, background at pivot
@@ -101,7 +95,7 @@ def main() -> None:
     true_angles = torch.stack([spec.angles for spec in specs]).float()
     with torch.no_grad():
         # the generator's input-view depth, background at its max: (N, 1, S, S)
-        gt = torch.stack([render_scene(face[1], face[0], cfg)[1] for face in faces]).double()
+        gt = torch.stack([face[5] for face in faces]).double()
         decomp = model(images)
         model_depth, model_valid, model_rot = model.predict_view_depth(images)
         own_shift, own_scale = decomp.view_translation, decomp.view_scale

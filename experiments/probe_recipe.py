@@ -69,7 +69,7 @@ from unsup3d_cli.synth_mesh import (  # noqa: E402
 )
 
 sys.path.insert(0, str(REPO / "experiments"))
-from oracle_pose_landscape import BACKGROUND, canonical_scene  # noqa: E402
+from oracle_pose_landscape import canonical_frame  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -139,8 +139,7 @@ def exact_heads(root: Path, records: list[dict], images: torch.Tensor, crop) -> 
             if float((image - images[0]).abs().max()) > 2 / 255:
                 print(f"# {root}: not the default mesh faces; no exact-head scores", flush=True)
                 return None
-        depth = render_scene(canonical_scene(scene, cfg.rot_center_depth), spec, cfg)[1]
-        heads.append(torch.where(depth < BACKGROUND, depth, torch.ones_like(depth)))
+        heads.append(canonical_frame(scene, spec, cfg)[1])
     return torch.stack(heads)
 
 

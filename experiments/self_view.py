@@ -6,10 +6,10 @@ further? A test on a trained model, no change to training.
 Every factor of a trained model is kept but the viewpoint network. For a batch of training
 faces the model predicts its decomposition; its canonical image (albedo × shading, the light
 attached to the head) and depth are rendered by our renderer at a random known view Δ (angles
-uniform in ±``--ranges`` degrees, translation uniform in ±``--shift``), the pixels the warp
-leaves uncovered filled from the canonical image; and the viewpoint network alone is trained
-to predict Δ from that image (L1 on the angles in radians, plus ``--shift-weight`` × L1 on the
-translation), with Adam.
+uniform in ±``--ranges`` degrees, translation uniform in ±``--shift``) by
+``Unsup3D.render_views``; and the viewpoint network alone is trained to predict Δ from that
+image (``losses.self_view_loss``: L1 on the angles in radians plus L1 on the translation in
+units of ``model.xy_translation_range``), with Adam.
 
 Near-orthographic views of a symmetric head fix only the product of the turn and the relief,
 but a turned head is also foreshortened (its width × cos yaw) whatever its relief: a network
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -34,6 +33,7 @@ from trained import load_eval_model
 
 from unsup3d_cli import api
 from unsup3d_cli.config import load_config
+from unsup3d_cli.losses import self_view_loss
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,7 +46,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--ranges", default="20,60,10", help="pitch, yaw, roll: ± degrees")
     parser.add_argument("--shift", type=float, default=0.01, help="± x/y translation")
-    parser.add_argument("--shift-weight", type=float, default=10.0)
     parser.add_argument("--val", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -61,26 +60,6 @@ def random_views(count: int, ranges: torch.Tensor, shift: float, gen: torch.Gene
     return angles, torch.cat([xy, xy.new_zeros(count, 1)], 1)
 
 
-def turned_reconstructions(model, images: torch.Tensor, angles, translation) -> torch.Tensor:
-    """The model's canonical reconstruction of ``images`` rendered at the given views (B, 3,
-    H, W) in [0, 1]; pixels the warp leaves uncovered take the canonical image's colour."""
-    with torch.no_grad():
-        decomp = model(images)
-        turned = replace(decomp, view_angles=angles, view_translation=translation)
-        if decomp.view_scale is not None:
-            turned = replace(turned, view_scale=torch.ones_like(decomp.view_scale))
-        recon = model.reconstruct(turned, mirror=False)
-        valid = recon.mask
-        return (recon.image * valid + recon.canonical_image * (1 - valid)).clamp(0, 1)
-
-
-def predicted_view(model, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The viewpoint network's angles and translation for images in [0, 1]."""
-    signed = (images * 2 - 1).contiguous(memory_format=torch.channels_last)
-    angles, translation, _ = model._view(signed, model.view_net(signed))
-    return angles, translation
-
-
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
@@ -92,6 +71,7 @@ def main() -> None:
     data = validation_set(cfg, args.val)
     ranges = torch.tensor([math.radians(float(x)) for x in args.ranges.split(",")])
     gen = torch.Generator().manual_seed(args.seed)
+    shift_unit = model.cfg.xy_translation_range
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     view_parameters = list(model.view_net.parameters())
@@ -122,16 +102,15 @@ def main() -> None:
         for batch in train_loader:
             images = batch["image"]
             angles, translation = random_views(len(images), ranges, args.shift, gen)
-            turned = turned_reconstructions(model, images, angles, translation)
-            pred_angles, pred_translation = predicted_view(model, turned)
-            loss = (pred_angles - angles).abs().mean() + args.shift_weight * (
-                pred_translation[:, :2] - translation[:, :2]
-            ).abs().mean()
+            with torch.no_grad():
+                turned = model.render_views(model(images), angles, translation)
+            loss = self_view_loss(*model.predict_view(turned), angles, translation, shift_unit)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             step += 1
-            running = float(loss) if math.isnan(running) else 0.9 * running + 0.1 * float(loss)
+            value = float(loss.detach())
+            running = value if math.isnan(running) else 0.9 * running + 0.1 * value
             if step % args.every == 0 or step == args.steps:
                 report(step, running)
             if step >= args.steps:

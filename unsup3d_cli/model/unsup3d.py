@@ -256,7 +256,7 @@ class Unsup3D(nn.Module):
             The :class:`Decomposition`.
         """
         check_shape(image, "B 3 64 64", "image")
-        signed = (image * 2 - 1).contiguous(memory_format=torch.channels_last)  # nets see [-1, 1]
+        signed = _signed(image)
         with self.network_autocast(signed):
             raw_depth, raw_albedo = self.depth_net(signed), self.albedo_net(signed)
             raw_light = self.light_net(signed) if self.light_net is not None else None
@@ -302,7 +302,7 @@ class Unsup3D(nn.Module):
             rotation (B, 3, 3).
         """
         check_shape(image, "B 3 64 64", "image")
-        signed = (image * 2 - 1).contiguous(memory_format=torch.channels_last)  # as in forward
+        signed = _signed(image)
         with self.network_autocast(signed):
             raw_depth = self.depth_net(signed)
             raw_view = self.view_net(signed) if self.view_net is not None else None
@@ -324,7 +324,7 @@ class Unsup3D(nn.Module):
         check_shape(image, "B 3 64 64", "image")
         if self.view_net is None:
             raise ValueError("this model has no viewpoint network")
-        signed = (image * 2 - 1).contiguous(memory_format=torch.channels_last)  # as in forward
+        signed = _signed(image)
         with self.network_autocast(signed):
             raw_view = self.view_net(signed)
         angles, translation, _ = self._view(signed, raw_view)
@@ -445,6 +445,11 @@ class Unsup3D(nn.Module):
             grid=grid,
             raster_dropped=dropped,
         )
+
+
+def _signed(image: Tensor) -> Tensor:
+    """Images in [0, 1] as the networks see them: [-1, 1], channels-last."""
+    return (image * 2 - 1).contiguous(memory_format=torch.channels_last)
 
 
 def dome_template(size: int, half_width: float = 0.35, half_height: float = 0.45) -> Tensor:
