@@ -18,6 +18,7 @@ import argparse
 import json
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from kornia.filters import gaussian_blur2d
@@ -27,7 +28,9 @@ from trained import load_eval_model
 
 from unsup3d_cli.render import Renderer
 from unsup3d_cli.synth_mesh import (
+    MeshFaceSpec,
     MeshSynthConfig,
+    Scene,
     build_scene,
     euler_rotation,
     render_scene,
@@ -52,10 +55,19 @@ def model_canonical(model, target: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     return recon.canonical_image[0], decomp.depth[0]
 
 
-def turned_faces(num: int, min_yaw: float, seed: int, cfg: MeshSynthConfig) -> list[tuple]:
-    """``num`` faces turned by at least ``min_yaw`` degrees: (spec, scene, input image,
-    exact canonical image, exact canonical depth with the background at the pivot, input-view
-    depth)."""
+class TurnedFace(NamedTuple):
+    """One generated face and the generator's exact answers for it."""
+
+    spec: MeshFaceSpec
+    scene: Scene  # the posed head
+    image: torch.Tensor  # the input image (3, S, S)
+    canon_image: torch.Tensor  # the exact canonical image (3, S, S)
+    canon_depth: torch.Tensor  # the exact canonical depth, background at the pivot (1, S, S)
+    view_depth: torch.Tensor  # the input-view depth, background at its max (1, S, S)
+
+
+def turned_faces(num: int, min_yaw: float, seed: int, cfg: MeshSynthConfig) -> list[TurnedFace]:
+    """``num`` faces turned by at least ``min_yaw`` degrees."""
     faces, index = [], 0
     while len(faces) < num:
         spec = sample_mesh_face(index, seed, cfg)
@@ -65,7 +77,7 @@ def turned_faces(num: int, min_yaw: float, seed: int, cfg: MeshSynthConfig) -> l
         scene = build_scene(spec, cfg)
         target, view_depth, _ = render_scene(scene, spec, cfg)
         canon_image, depth = canonical_frame(scene, spec, cfg)
-        faces.append((spec, scene, target, canon_image, depth, view_depth))
+        faces.append(TurnedFace(spec, scene, target, canon_image, depth, view_depth))
     return faces
 
 
@@ -82,7 +94,7 @@ def rescaled_relief(depth: torch.Tensor, factor: float) -> torch.Tensor:
     return magnified(1 - depth, factor) * factor
 
 
-def size_fitted_mean_heads(faces: list[tuple]) -> tuple[list[torch.Tensor], tuple]:
+def size_fitted_mean_heads(faces: list[TurnedFace]) -> tuple[list[torch.Tensor], tuple]:
     """For each face, the mean of all the faces' exact heads brought to that face's size;
     and (the mean head at the mean size, the mean size).
 
@@ -90,9 +102,9 @@ def size_fitted_mean_heads(faces: list[tuple]) -> tuple[list[torch.Tensor], tupl
     head size in world units) and averaged; the average is then scaled to each face's size.
     So the heads differ only in size: one mean shape, fitted per face.
     """
-    scales = torch.tensor([face[1].scale for face in faces])
+    scales = torch.tensor([face.scene.scale for face in faces])
     mean_scale = float(scales.mean())
-    mean_relief = torch.stack([rescaled_relief(face[4], mean_scale / float(s))
+    mean_relief = torch.stack([rescaled_relief(face.canon_depth, mean_scale / float(s))
                                for face, s in zip(faces, scales, strict=True)]).mean(0)  # fmt: skip
     return [1 - rescaled_relief(1 - mean_relief, float(s) / mean_scale) for s in scales], (
         1 - mean_relief,
@@ -100,14 +112,14 @@ def size_fitted_mean_heads(faces: list[tuple]) -> tuple[list[torch.Tensor], tupl
     )
 
 
-def size_by_distance(face: tuple, mean_head: torch.Tensor, mean_scale: float) -> dict:
+def size_by_distance(face: TurnedFace, mean_head: torch.Tensor, mean_scale: float) -> dict:
     """Canonical frames with every head at the mean size, the face's own size coming from a
     translation along the view axis instead (``model.z_translation_range``).
 
     Magnifying the whole scene by f about the camera changes no pixel; for the canonical frame
     magnified by f about the pivot c, the translation becomes ``t' = (f − 1)·c + f·t``.
     """
-    scene, image, depth = face[1], face[3], face[4]
+    scene, image, depth = face.scene, face.canon_image, face.canon_depth
     factor = mean_scale / scene.scale
     shift = scene.translation * factor
     shift = shift + shift.new_tensor([0.0, 0.0, factor - 1.0])  # the pivot is at depth 1
@@ -122,7 +134,7 @@ def size_by_distance(face: tuple, mean_head: torch.Tensor, mean_scale: float) ->
 
 def canonical_variants(face, mean_depth, fitted_depth, blurs, depth_blurs, model) -> dict:
     """The canonical (image, depth) pairs to warp for one face, by name."""
-    target, image, depth = face[2], face[3], face[4]
+    target, image, depth = face.image, face.canon_image, face.canon_depth
     variants = {f"exact image, blur {b:g} px; exact depth": (gaussian_blur(image, b), depth)
                 for b in blurs}  # fmt: skip
     for b in depth_blurs:
@@ -168,11 +180,11 @@ def main() -> None:
     depth_blurs = [float(x) for x in args.depth_blurs.split(",") if x]
     loss_blurs = [float(x) for x in args.loss_blurs.split(",")]
     faces = turned_faces(args.num, args.min_yaw, args.seed, cfg)
-    mean_depth = torch.stack([face[4] for face in faces]).mean(0)  # a generic, exact mean head
+    mean_depth = torch.stack([face.canon_depth for face in faces]).mean(0)  # a generic mean head
     fitted, (mean_head, mean_scale) = size_fitted_mean_heads(faces)
     sums: dict[tuple[str, float], float] = {}
     for face, fitted_depth in zip(faces, fitted, strict=True):
-        spec, scene, target = face[:3]
+        spec, scene, target = face.spec, face.scene, face.image
         variants = canonical_variants(face, mean_depth, fitted_depth, blurs, depth_blurs, model)
         variants |= size_by_distance(face, mean_head, mean_scale)
         for name, (image_c, depth_c, *shift) in variants.items():

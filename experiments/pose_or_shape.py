@@ -84,18 +84,18 @@ def main() -> None:
     model, _ = load_eval_model(checkpoint)
     renderer, depth_range = model.renderer, model.view_depth_range
     faces = turned_faces(args.num, 0.0, args.seed, MeshSynthConfig())
-    specs = [face[0] for face in faces]
-    images = torch.stack([face[2] for face in faces])  # (N, 3, S, S)
-    exact = torch.stack([face[4] for face in faces]).float()  # canonical, background at pivot
+    specs = [face.spec for face in faces]
+    images = torch.stack([face.image for face in faces])  # (N, 3, S, S)
+    exact = torch.stack([face.canon_depth for face in faces]).float()  # background at the pivot
     fitted, _ = size_fitted_mean_heads(faces)
     fitted = torch.stack(fitted).float()
     mean_head = exact.mean(0, keepdim=True).expand_as(exact)
     true_rot = torch.stack([euler_rotation(spec.angles) for spec in specs]).float()
-    true_shift = torch.stack([face[1].translation for face in faces]).float()
+    true_shift = torch.stack([face.scene.translation for face in faces]).float()
     true_angles = torch.stack([spec.angles for spec in specs]).float()
     with torch.no_grad():
         # the generator's input-view depth, background at its max: (N, 1, S, S)
-        gt = torch.stack([face[5] for face in faces]).double()
+        gt = torch.stack([face.view_depth for face in faces]).double()
         decomp = model(images)
         model_depth, model_valid, model_rot = model.predict_view_depth(images)
         own_shift, own_scale = decomp.view_translation, decomp.view_scale
