@@ -3,12 +3,13 @@
     python experiments/bundle_model.py            # data (once), 60-minute training, bundle, eval
 
 Generates the mesh faces when ``--data`` has none (``unsup3d synth --style mesh``), trains
-``configs/synth_mesh.yaml`` for ``--minutes`` minutes of steps, writes the checkpoint with the
-lowest validation loss (``best.pt``; ``--use last`` takes the last step's) as a float16
-safetensors bundle (``unsup3d convert``) into the package, and scores the bundle beside the
-constant and average-ground-truth baselines on the test split (``unsup3d eval``), then both
-training checkpoints (``bundle_model_eval_best.json``, ``bundle_model_eval_last.json``). Every
-command is printed and recorded with its wall time in ``experiments/results/bundle_model.json``.
+``configs/synth_mesh.yaml`` (with any ``--set`` overrides) for ``--minutes`` minutes of
+steps, writes the checkpoint with the lowest validation loss (``best.pt``; ``--use last``
+takes the last step's) as a float16 safetensors bundle (``unsup3d convert``) into the
+package, and scores the bundle beside the constant and average-ground-truth baselines on the
+test split (``unsup3d eval``), then both training checkpoints (``bundle_model_eval_best.json``,
+``bundle_model_eval_last.json``). Every command is printed and recorded with its wall time in
+``experiments/results/bundle_model.json``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "synth_mesh.yaml")
     parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="a config override passed to `unsup3d train` (repeatable)",
+    )  # fmt: skip
     parser.add_argument("--run-dir", type=Path, default=REPO / "runs" / "bundle")
     parser.add_argument(
         "--use", choices=("best", "last"), default="best",
@@ -51,11 +56,14 @@ def main() -> None:
     train = ["train", "--config", str(args.config), "--run-dir", str(args.run_dir),
              "--set", f"data.root={args.data}", "--set", f"train.max_minutes={args.minutes}",
              "--set", f"train.seed={args.seed}"]  # fmt: skip
+    for item in args.overrides:
+        train += ["--set", item]
     rec.run(train, "train")
     folder = args.run_dir / "checkpoints"
     checkpoint = folder / f"{args.use}.pt"
     other = folder / ("last.pt" if args.use == "best" else "best.pt")
-    recipe = (f"{args.config.name}, {args.minutes:g} minutes of steps, seed {args.seed}, "
+    recipe = (f"{args.config.name}{''.join(f' --set {item}' for item in args.overrides)}, "
+              f"{args.minutes:g} minutes of steps, seed {args.seed}, "
               f"{'lowest validation loss' if args.use == 'best' else 'last step'}")  # fmt: skip
     rec.run(["convert", str(checkpoint), "--out", str(args.out), "--recipe", recipe, "--force"],
             "bundle")  # fmt: skip
