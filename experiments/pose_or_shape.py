@@ -15,6 +15,10 @@ warped to a pose by our renderer, as the model does:
   and with the model's view partly corrected (the true rotation, the true translation, or only
   the true yaw) to tell which part of the view's error costs most;
 - ``exact depth at the true pose``: the ceiling of this pipeline (only the warp's resampling);
+- the exact heads held to the model's depth range: clamped to it (as a model whose head is
+  centred on the pivot must be), and moved back along the view axis until their nearest point
+  is at ``min_depth`` (then clamped), with the translation that puts the moved head where the
+  unmoved one was: what the range leaves of an exact decomposition;
 - ``mean exact head`` at the model's view and at the true pose: one mean of the exact
   canonical heads for every face;
 - ``mean exact head fitted to each face's size`` (at both views): that mean brought to each
@@ -106,6 +110,14 @@ def main() -> None:
             view, valid, _ = renderer.warp_depth(depth, rotation, shift, depth_range, scale)
             return view, valid
 
+        # the exact heads moved back along the view axis until their nearest point is at the
+        # model's min_depth, then clamped to its range: rotated about the pivot, a head moved
+        # back by δ lands where the unmoved head does, shifted by R (0, 0, δ), which the
+        # translation below takes back. What the depth range leaves of the exact heads.
+        low, high = model.cfg.min_depth, model.cfg.max_depth
+        back = (low - exact.flatten(1).min(1).values).clamp(min=0)  # (N,)
+        moved = (exact + back[:, None, None, None]).clamp(low, high)
+        moved_shift = true_shift - true_rot[:, :, 2] * back[:, None]
         rows = {
             "model": (model_depth, model_valid),
             "model depth at the true rotation, its own translation": warp(
@@ -120,6 +132,13 @@ def main() -> None:
             "exact depth at the model's angles with the true yaw, its translation": warp(
                 exact, euler_to_rotation(true_yaw_angles), own_shift, own_scale),
             "exact depth at the true pose": warp(exact, true_rot, true_shift),
+            "exact depth clamped to the model's depth range, at the true pose": warp(
+                exact.clamp(model.cfg.min_depth, model.cfg.max_depth), true_rot, true_shift),
+            "exact depth clamped to the model's depth range, at the model's view": warp(
+                exact.clamp(model.cfg.min_depth, model.cfg.max_depth), model_rot, own_shift,
+                own_scale),
+            "exact depth moved back into the model's depth range, at the true pose": warp(
+                moved, true_rot, moved_shift),
             "mean exact head at the model's view": warp(mean_head, model_rot, own_shift, own_scale),
             "mean exact head at the true pose": warp(mean_head, true_rot, true_shift),
             "mean exact head fitted to each face's size, at the model's view": warp(
@@ -137,6 +156,21 @@ def main() -> None:
         print(f"{name:64s} SIDE {table[name]['side_e2']:.3f}  MAD {table[name]['mad_deg']:.1f}")
     yaw = slope(decomp.view_angles[:, 1].double(), true_angles[:, 1].double())
     print(f"model yaw slope on these faces: {yaw:.3f}")
+    nearest = exact.flatten(1).min(1).values
+    own = decomp.depth_unbordered if decomp.depth_unbordered is not None else decomp.depth
+    own_nearest = own.flatten(1).min(1).values
+    pressed = (own < low + 0.002).float().mean()
+    print(
+        f"model's nearest canonical depth: median {float(own_nearest.median()):.4f}, "
+        f"share of its pixels within 0.002 of min_depth: "
+        f"{float(pressed):.4f}"
+    )
+    clipped = (exact < model.cfg.min_depth).flatten(1).float().sum(1)
+    print(
+        f"exact heads' nearest canonical depth: median {float(nearest.median()):.4f}, "
+        f"min {float(nearest.min()):.4f}; pixels nearer than the model's min_depth "
+        f"{model.cfg.min_depth:g}: median {float(clipped.median()):.0f} per face"
+    )
     record = {
         "command": f"python experiments/pose_or_shape.py --num {args.num} --seed {args.seed} "
         f"--reliefs {args.reliefs}"
@@ -144,6 +178,10 @@ def main() -> None:
         "checkpoint": str(checkpoint),
         "note": "fresh mesh faces of every yaw; SIDE ×10⁻² and MAD in degrees, mean over faces",
         "model_yaw_slope": round(yaw, 4),
+        "exact_nearest_canonical_depth_median": round(float(nearest.median()), 4),
+        "exact_pixels_nearer_than_min_depth_median": float(clipped.median()),
+        "model_nearest_canonical_depth_median": round(float(own_nearest.median()), 4),
+        "model_share_within_0.002_of_min_depth": round(float(pressed), 4),
         "rows": table,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

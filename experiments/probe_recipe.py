@@ -25,6 +25,11 @@ scored like its depth (``exact_head_side_1e2``, ``exact_head_mad_deg``; NaN on o
 the true pose gives about 0.36 and 7.6°, see ``pose_or_shape.py``). The roll slope
 and the share of images whose predicted view sits at the edge of its range (any angle beyond 95% of
 ``model.rotation_range_deg``) show a collapse early: a degenerate pose saturates there.
+Whether the depth range holds the relief back: the median over faces of the nearest canonical
+depth (``nearest_depth_median``; the mesh heads' own is about 0.92, ``pose_or_shape.py``) and
+the share of canonical pixels within 0.002 of ``model.min_depth`` (``at_near_depth_limit``);
+and ``yaw_tx_corr``, the correlation of the predicted x-translation with the true yaw (a head
+centred behind the pivot must be shifted back sideways as it turns).
 Each evaluation is one JSON line on stdout and in ``--out``; with ``--ema`` each weight
 average kept beside the trained weights (``train.ema_decay``) is scored at the same steps.
 For choosing a recipe, not for reporting results: ``table2.py`` and ``unsup3d eval`` do that.
@@ -144,6 +149,7 @@ def exact_heads(root: Path, records: list[dict], images: torch.Tensor, crop) -> 
 
 
 HEAD_DEPTH = 0.97  # canonical depth nearer than this counts as head (the pivot is at 1.0)
+NEAR_LIMIT = 0.002  # canonical depth this close to model.min_depth is pressed against the range
 
 
 def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
@@ -156,6 +162,7 @@ def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
 def score(model, images, depths, angles, fractions, exact=None) -> dict[str, float]:
     model.eval()
     sides, mads, scales, views, reliefs, areas, shifts, sizes = [], [], [], [], [], [], [], []
+    nearest, pressed = [], []
     exact_sides, exact_mads = [], []
     for start in range(0, len(images), 64):
         image, gt = images[start : start + 64], depths[start : start + 64]
@@ -185,6 +192,9 @@ def score(model, images, depths, angles, fractions, exact=None) -> dict[str, flo
         ones = image.new_ones(len(image))
         sizes.append(decomp.view_scale if decomp.view_scale is not None else ones)
         reliefs.append(decomp.depth_unbordered.std(dim=(1, 2, 3)))
+        nearest.append(decomp.depth_unbordered.flatten(1).min(1).values)
+        pressed.append((decomp.depth_unbordered < model.cfg.min_depth + NEAR_LIMIT).float()
+                       .mean(dim=(1, 2, 3)))  # fmt: skip
         areas.append((decomp.depth_unbordered < HEAD_DEPTH).float().mean(dim=(1, 2, 3)))
     model.train()
     area, size = torch.cat(areas), torch.cat(sizes).log()
@@ -219,6 +229,9 @@ def score(model, images, depths, angles, fractions, exact=None) -> dict[str, flo
         "mean_ty": float(translation[:, 1].mean()),
         "exact_head_side_1e2": float(exact_side[exact_ok].mean() * 100),
         "exact_head_mad_deg": float(exact_mad[exact_ok].mean()),
+        "nearest_depth_median": float(torch.cat(nearest).median()),
+        "at_near_depth_limit": float(torch.cat(pressed).mean()),
+        "yaw_tx_corr": float(torch.corrcoef(torch.stack([translation[:, 0], angles[:, 1]]))[0, 1]),
     }
 
 

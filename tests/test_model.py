@@ -9,7 +9,13 @@ import torch
 
 from unsup3d_cli.geometry import euler_to_rotation
 from unsup3d_cli.model import Decomposition, ModelConfig, Reconstruction, Unsup3D
-from unsup3d_cli.model.decomposition import decode_depth, decode_light, decode_view, fill_border
+from unsup3d_cli.model.decomposition import (
+    decode_depth,
+    decode_light,
+    decode_view,
+    depth_to_raw,
+    fill_border,
+)
 from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder, GroupNorm
 from unsup3d_cli.model.unsup3d import dome_template
 from unsup3d_cli.render import Renderer
@@ -348,6 +354,67 @@ def test_dome_depth_init_starts_convex_and_its_template_learns(centring):
     assert "depth_template" not in Unsup3D(TINY, Renderer()).state_dict()
     with pytest.raises(ValueError, match="dome_depth_init"):
         Unsup3D(ModelConfig(**{**TINY.__dict__, "dome_depth_init": 0.2}), Renderer())
+
+
+def test_depth_rest_moves_where_a_raw_zero_lands_and_keeps_the_tanh():
+    low, high, rest = 0.9, 1.02, 1.0
+    zeros = torch.zeros(1, 1, 2, 2)
+    torch.testing.assert_close(
+        decode_depth(zeros, low, high, "none", rest), torch.full_like(zeros, rest)
+    )
+    raw = torch.randn(2, 1, 6, 6, dtype=torch.float64, requires_grad=True)
+    depth = decode_depth(raw, low, high, "none", rest)
+    # naive: the sigmoid form of the squash, with its offset found by bisection on raw 0 → rest
+    lo_b, hi_b = -10.0, 10.0
+    for _ in range(100):
+        mid = (lo_b + hi_b) / 2
+        if low + (high - low) * torch.sigmoid(torch.tensor(2 * mid)).item() < rest:
+            lo_b = mid
+        else:
+            hi_b = mid
+    expected = low + (high - low) * torch.sigmoid(2 * (raw + lo_b))
+    torch.testing.assert_close(depth, expected)
+    (grad,) = torch.autograd.grad(depth.sum(), raw)
+    squashed = torch.tanh(raw + depth_to_raw(rest, low, high))
+    torch.testing.assert_close(grad, (high - low) / 2 * (1 - squashed.square()))
+    far = torch.tensor([[[[-50.0, 50.0]]]])
+    torch.testing.assert_close(
+        decode_depth(far, low, high, "none", rest), torch.tensor([[[[low, high]]]])
+    )
+    # None is the paper's middle of the range; "mean" centring puts the mean raw at the rest
+    torch.testing.assert_close(
+        decode_depth(raw, low, high, "none", 0.96), decode_depth(raw, low, high, "none")
+    )
+    centred = decode_depth(raw.detach() + 3.0, low, high, "mean", rest)
+    torch.testing.assert_close(
+        centred,
+        decode_depth(
+            raw.detach() - raw.detach().mean((2, 3), keepdim=True), low, high, "none", rest
+        ),
+    )
+    with pytest.raises(ValueError, match="not inside"):
+        decode_depth(raw, low, high, "none", 1.02)
+    with pytest.raises(ValueError, match="model.depth_rest"):
+        Unsup3D(ModelConfig(**{**TINY.__dict__, "depth_rest": 1.2}), Renderer())
+
+
+def test_dome_depth_init_with_a_rest_keeps_the_rim_at_the_rest():
+    torch.manual_seed(0)
+    extra = {"flat_depth_init": True, "dome_depth_init": 0.07, "depth_centring": "none",
+             "min_depth": 0.9, "max_depth": 1.02, "depth_rest": 1.0}  # fmt: skip
+    model = Unsup3D(ModelConfig(**{**TINY.__dict__, **extra}), Renderer())
+    depth = model(torch.rand(2, 3, 64, 64)).depth_unbordered  # (2, 1, 64, 64)
+    torch.testing.assert_close(depth[:, 0, 0, 0], torch.ones(2))  # the rim: the rest
+    template = dome_template(64)  # its top (1 at the centre, between the four middle pixels)
+    peak = float(template.max())  # decodes to rest − dome: here 0.9997 of the way up
+    raw_top = depth_to_raw(0.93, 0.9, 1.02)
+    rest_raw = depth_to_raw(1.0, 0.9, 1.02)
+    expected = 0.96 + 0.06 * math.tanh(rest_raw + peak * (raw_top - rest_raw))
+    torch.testing.assert_close(depth[0, 0].min(), torch.tensor(expected, dtype=torch.float32))
+    assert abs(expected - 0.93) < 1e-4
+    assert model.rest_depth == 1.0 and Unsup3D(TINY, Renderer()).rest_depth == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="in front of"):  # more than the room in front of rest
+        Unsup3D(ModelConfig(**{**TINY.__dict__, **extra, "dome_depth_init": 0.1}), Renderer())
 
 
 def test_view_depth_range_defaults_to_the_originals_and_a_wider_one_keeps_a_far_head():

@@ -103,18 +103,26 @@ DEPTH_CENTRINGS = ("mean", "none")
 """Values of ``ModelConfig.depth_centring`` (see :func:`decode_depth`)."""
 
 
-def decode_depth(raw: Tensor, min_depth: float, max_depth: float, centring: str = "mean") -> Tensor:
+def decode_depth(
+    raw: Tensor,
+    min_depth: float,
+    max_depth: float,
+    centring: str = "mean",
+    rest: float | None = None,
+) -> Tensor:
     """Raw depth-network output → canonical depth in (min_depth, max_depth).
 
     With ``centring="mean"`` (the paper's) subtracts the per-image spatial mean, so the image's
     mean depth sits near the middle of the range; with "none" the raw output is used as it is.
-    Then squashes with tanh and rescales (reference §2.2).
+    Then squashes with tanh and rescales (reference §2.2). With ``rest`` a constant is added
+    before the tanh so that a raw 0 decodes to ``rest`` instead of the middle of the range.
 
     Args:
         raw: shape (B, 1, H, W).
         min_depth: lower end of the depth range.
         max_depth: upper end of the depth range.
         centring: 'mean' or 'none'.
+        rest: depth of a raw 0, strictly inside the range (None: the middle, the paper's).
 
     Returns:
         Depth, shape (B, 1, H, W).
@@ -123,8 +131,20 @@ def decode_depth(raw: Tensor, min_depth: float, max_depth: float, centring: str 
     if centring not in DEPTH_CENTRINGS:
         raise ValueError(f"depth centring must be one of {DEPTH_CENTRINGS}, got {centring!r}")
     centred = raw - raw.mean(dim=(2, 3), keepdim=True) if centring == "mean" else raw
+    if rest is not None:
+        centred = centred + depth_to_raw(rest, min_depth, max_depth)
     squashed = torch.tanh(centred)
     return (1 + squashed) / 2 * max_depth + (1 - squashed) / 2 * min_depth
+
+
+def depth_to_raw(depth: float, min_depth: float, max_depth: float) -> float:
+    """The pre-tanh value that :func:`decode_depth` maps to ``depth`` (no centring, no rest).
+
+    ``depth`` must lie strictly inside (min_depth, max_depth).
+    """
+    if not min_depth < depth < max_depth:
+        raise ValueError(f"depth {depth} is not inside the range ({min_depth}, {max_depth})")
+    return math.atanh((2 * depth - min_depth - max_depth) / (max_depth - min_depth))
 
 
 def fill_border(depth: Tensor, border_depth: float, columns: int = 2) -> Tensor:

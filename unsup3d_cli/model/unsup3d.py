@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 
@@ -18,6 +17,7 @@ from unsup3d_cli.model.decomposition import (
     decode_depth,
     decode_light,
     decode_view,
+    depth_to_raw,
     fill_border,
 )
 from unsup3d_cli.model.networks import ConfidenceNet, Encoder, EncoderDecoder, widen
@@ -110,6 +110,13 @@ class ModelConfig:
     tanh, so the image's mean depth sits at the middle of the range, the rotation pivot.
     'none' (not in the paper): no centring, so a background can sit at the pivot while the
     object stands in front of it."""
+    depth_rest: float | None = None
+    """Canonical depth that a raw depth-network output of 0 decodes to, strictly inside
+    (min_depth, max_depth); None: the middle of the range, the paper's. Not in the paper: with
+    ``depth_centring='none'`` and an uneven range around it, the flat start (and the dome's
+    rim) stays at the rotation pivot while the relief gets more room towards the camera than
+    behind the pivot, as a head centred on the pivot needs (its nose in front, nothing of it
+    behind)."""
 
     def __post_init__(self) -> None:
         """Reject a bad view depth clamp, scale range, albedo width or light frame."""
@@ -189,15 +196,21 @@ class Unsup3D(nn.Module):
         self.depth_net = EncoderDecoder(1, cfg.width, cfg.depth_zdim)
         if cfg.flat_depth_init:  # depth (min + max) / 2 everywhere at the start
             nn.init.zeros_(self.depth_net.output_layer.weight)  # its input is not 0: it learns
-        half_span = (cfg.max_depth - cfg.min_depth) / 2
-        if not 0.0 <= cfg.dome_depth_init < half_span:
+        rest = self.rest_depth
+        if not cfg.min_depth < rest < cfg.max_depth:
             raise ValueError(
-                f"model.dome_depth_init must be in [0, {half_span:g}) (half the depth range), "
-                f"got {cfg.dome_depth_init}"
+                f"model.depth_rest must be inside ({cfg.min_depth}, {cfg.max_depth}), got {rest}"
+            )
+        room = rest - cfg.min_depth
+        if not 0.0 <= cfg.dome_depth_init < room:
+            raise ValueError(
+                f"model.dome_depth_init must be in [0, {room:g}) (the depth range in front of "
+                f"model.depth_rest), got {cfg.dome_depth_init}"
             )
         self.depth_template = None
-        if cfg.dome_depth_init > 0:  # raw units: decode_depth is ≈ linear at these heights
-            raw_height = math.atanh(cfg.dome_depth_init / half_span)
+        if cfg.dome_depth_init > 0:  # raw units: the dome's top decodes to rest − dome exactly
+            peak = depth_to_raw(rest - cfg.dome_depth_init, cfg.min_depth, cfg.max_depth)
+            raw_height = depth_to_raw(rest, cfg.min_depth, cfg.max_depth) - peak
             self.depth_template = nn.Parameter(-raw_height * dome_template(64))
         albedo_width = cfg.width if cfg.albedo_width is None else cfg.albedo_width
         self.albedo_net = EncoderDecoder(3, albedo_width, cfg.depth_zdim, use_tanh=True)
@@ -229,6 +242,12 @@ class Unsup3D(nn.Module):
         if self.precision != "bf16":
             return nullcontext()
         return torch.autocast(like.device.type, dtype=torch.bfloat16)
+
+    @property
+    def rest_depth(self) -> float:
+        """Canonical depth of a raw 0 (``ModelConfig.depth_rest``, default mid-range)."""
+        cfg = self.cfg
+        return (cfg.min_depth + cfg.max_depth) / 2 if cfg.depth_rest is None else cfg.depth_rest
 
     @property
     def border_depth(self) -> float:
@@ -357,7 +376,7 @@ class Unsup3D(nn.Module):
         cfg = self.cfg
         if self.depth_template is not None:
             raw = raw + self.depth_template
-        return decode_depth(raw, cfg.min_depth, cfg.max_depth, cfg.depth_centring)
+        return decode_depth(raw, cfg.min_depth, cfg.max_depth, cfg.depth_centring, cfg.depth_rest)
 
     def _view(self, signed: Tensor, raw: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
         if raw is None:  # supervised baseline: depth is predicted in the input view
