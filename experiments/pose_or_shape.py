@@ -18,7 +18,8 @@ warped to a pose by our renderer, as the model does:
 - the exact heads held to the model's depth range: clamped to it (as a model whose head is
   centred on the pivot must be), and moved back along the view axis until their nearest point
   is at ``min_depth`` (then clamped), with the translation that puts the moved head where the
-  unmoved one was: what the range leaves of an exact decomposition;
+  unmoved one was: what the range leaves of an exact decomposition; and clamped to ranges
+  with other near ends (``--near-ends``), to find the nearest end that costs little;
 - ``mean exact head`` at the model's view and at the true pose: one mean of the exact
   canonical heads for every face;
 - ``mean exact head fitted to each face's size`` (at both views): that mean brought to each
@@ -73,7 +74,28 @@ def scores(depth: torch.Tensor, valid: torch.Tensor, gt: torch.Tensor, renderer)
     }
 
 
-def main() -> None:
+def range_fit(exact: torch.Tensor, own: torch.Tensor, low: float) -> dict:
+    """Where the exact heads' and the model's canonical noses sit against the near end ``low``
+    of the model's depth range; printed, and returned for the record."""
+    nearest, own_nearest = exact.flatten(1).min(1).values, own.flatten(1).min(1).values
+    clipped = (exact < low).flatten(1).float().sum(1)  # (N,) pixels per face
+    pressed = float((own < low + 0.002).float().mean())
+    print(
+        f"model's nearest canonical depth: median {float(own_nearest.median()):.4f}, share of "
+        f"its pixels within 0.002 of min_depth: {pressed:.4f}\n"
+        f"exact heads' nearest canonical depth: median {float(nearest.median()):.4f}, min "
+        f"{float(nearest.min()):.4f}; pixels nearer than the model's min_depth {low:g}: "
+        f"median {float(clipped.median()):.0f} per face"
+    )
+    return {
+        "exact_nearest_canonical_depth_median": round(float(nearest.median()), 4),
+        "exact_pixels_nearer_than_min_depth_median": float(clipped.median()),
+        "model_nearest_canonical_depth_median": round(float(own_nearest.median()), 4),
+        "model_share_within_0.002_of_min_depth": round(pressed, 4),
+    }
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: the bundle")
     parser.add_argument("--num", type=int, default=128, help="faces, all yaws")
@@ -82,12 +104,29 @@ def main() -> None:
         "--out", type=Path, default=Path(__file__).parent / "results" / "pose_or_shape.json"
     )
     parser.add_argument("--reliefs", default="0.5,0.7", help="factors for the model's relief")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--near-ends", default="0.9,0.91,0.92,0.93,0.94",
+        help="near ends m of a range [m, max_depth] the exact heads are also clamped to",
+    )  # fmt: skip
+    parser.add_argument(
+        "--face-fraction", default=None, help="LOW,HIGH share of the frame the heads cover "
+        "(default: the generator's, 0.3-0.7), as `unsup3d synth --face-fraction`",
+    )  # fmt: skip
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     reliefs = [float(x) for x in args.reliefs.split(",") if x]
+    near_ends = [float(x) for x in args.near_ends.split(",") if x]
+    framing = {}
+    if args.face_fraction:
+        low_frac, high_frac = (float(x) for x in args.face_fraction.split(","))
+        framing["face_fraction_range"] = (low_frac, high_frac)
     checkpoint = args.checkpoint or bundled_model_path()
     model, _ = load_eval_model(checkpoint)
     renderer, depth_range = model.renderer, model.view_depth_range
-    faces = turned_faces(args.num, 0.0, args.seed, MeshSynthConfig())
+    faces = turned_faces(args.num, 0.0, args.seed, MeshSynthConfig(**framing))
     specs = [face.spec for face in faces]
     images = torch.stack([face.image for face in faces])  # (N, 3, S, S)
     exact = torch.stack([face.canon_depth for face in faces]).float()  # background at the pivot
@@ -139,6 +178,8 @@ def main() -> None:
                 own_scale),
             "exact depth moved back into the model's depth range, at the true pose": warp(
                 moved, true_rot, moved_shift),
+            **{f"exact depth clamped to [{m:g}, max_depth], at the true pose": warp(
+                exact.clamp(m, high), true_rot, true_shift) for m in near_ends},
             "mean exact head at the model's view": warp(mean_head, model_rot, own_shift, own_scale),
             "mean exact head at the true pose": warp(mean_head, true_rot, true_shift),
             "mean exact head fitted to each face's size, at the model's view": warp(
@@ -156,32 +197,16 @@ def main() -> None:
         print(f"{name:64s} SIDE {table[name]['side_e2']:.3f}  MAD {table[name]['mad_deg']:.1f}")
     yaw = slope(decomp.view_angles[:, 1].double(), true_angles[:, 1].double())
     print(f"model yaw slope on these faces: {yaw:.3f}")
-    nearest = exact.flatten(1).min(1).values
-    own = decomp.depth_unbordered if decomp.depth_unbordered is not None else decomp.depth
-    own_nearest = own.flatten(1).min(1).values
-    pressed = (own < low + 0.002).float().mean()
-    print(
-        f"model's nearest canonical depth: median {float(own_nearest.median()):.4f}, "
-        f"share of its pixels within 0.002 of min_depth: "
-        f"{float(pressed):.4f}"
-    )
-    clipped = (exact < model.cfg.min_depth).flatten(1).float().sum(1)
-    print(
-        f"exact heads' nearest canonical depth: median {float(nearest.median()):.4f}, "
-        f"min {float(nearest.min()):.4f}; pixels nearer than the model's min_depth "
-        f"{model.cfg.min_depth:g}: median {float(clipped.median()):.0f} per face"
-    )
+    fits = range_fit(exact, decomp.depth_unbordered, low)
     record = {
         "command": f"python experiments/pose_or_shape.py --num {args.num} --seed {args.seed} "
-        f"--reliefs {args.reliefs}"
+        f"--reliefs {args.reliefs} --near-ends {args.near_ends}"
+        + (f" --face-fraction {args.face_fraction}" if args.face_fraction else "")
         + (f" --checkpoint {args.checkpoint}" if args.checkpoint else ""),
         "checkpoint": str(checkpoint),
         "note": "fresh mesh faces of every yaw; SIDE ×10⁻² and MAD in degrees, mean over faces",
         "model_yaw_slope": round(yaw, 4),
-        "exact_nearest_canonical_depth_median": round(float(nearest.median()), 4),
-        "exact_pixels_nearer_than_min_depth_median": float(clipped.median()),
-        "model_nearest_canonical_depth_median": round(float(own_nearest.median()), 4),
-        "model_share_within_0.002_of_min_depth": round(float(pressed), 4),
+        **fits,
         "rows": table,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
