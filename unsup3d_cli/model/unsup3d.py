@@ -194,7 +194,7 @@ class Unsup3D(nn.Module):
                 f"got {cfg.depth_centring!r}"
             )
         self.depth_net = EncoderDecoder(1, cfg.width, cfg.depth_zdim)
-        if cfg.flat_depth_init:  # depth (min + max) / 2 everywhere at the start
+        if cfg.flat_depth_init:  # the rest depth (default mid-range) everywhere at the start
             nn.init.zeros_(self.depth_net.output_layer.weight)  # its input is not 0: it learns
         rest = self.rest_depth
         if not cfg.min_depth < rest < cfg.max_depth:
