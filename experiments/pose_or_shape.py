@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 from oracle_blur_landscape import size_fitted_mean_heads, turned_faces
-from probe_recipe import slope
+from probe_recipe import NEAR_LIMIT, slope
 from trained import load_eval_model
 
 from unsup3d_cli.data import DEPTH_FAR
@@ -79,10 +79,10 @@ def range_fit(exact: torch.Tensor, own: torch.Tensor, low: float) -> dict:
     of the model's depth range; printed, and returned for the record."""
     nearest, own_nearest = exact.flatten(1).min(1).values, own.flatten(1).min(1).values
     clipped = (exact < low).flatten(1).float().sum(1)  # (N,) pixels per face
-    pressed = float((own < low + 0.002).float().mean())
+    pressed = float((own < low + NEAR_LIMIT).float().mean())
     print(
         f"model's nearest canonical depth: median {float(own_nearest.median()):.4f}, share of "
-        f"its pixels within 0.002 of min_depth: {pressed:.4f}\n"
+        f"its pixels within {NEAR_LIMIT:g} of min_depth: {pressed:.4f}\n"
         f"exact heads' nearest canonical depth: median {float(nearest.median()):.4f}, min "
         f"{float(nearest.min()):.4f}; pixels nearer than the model's min_depth {low:g}: "
         f"median {float(clipped.median()):.0f} per face"
@@ -172,9 +172,9 @@ def main() -> None:
                 exact, euler_to_rotation(true_yaw_angles), own_shift, own_scale),
             "exact depth at the true pose": warp(exact, true_rot, true_shift),
             "exact depth clamped to the model's depth range, at the true pose": warp(
-                exact.clamp(model.cfg.min_depth, model.cfg.max_depth), true_rot, true_shift),
+                exact.clamp(low, high), true_rot, true_shift),
             "exact depth clamped to the model's depth range, at the model's view": warp(
-                exact.clamp(model.cfg.min_depth, model.cfg.max_depth), model_rot, own_shift,
+                exact.clamp(low, high), model_rot, own_shift,
                 own_scale),
             "exact depth moved back into the model's depth range, at the true pose": warp(
                 moved, true_rot, moved_shift),

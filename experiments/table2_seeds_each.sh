@@ -6,8 +6,8 @@
 # NAME names runs/NAME/seedN and experiments/results/NAME/seedN; SEEDS (default "0 1 2") the
 # training seeds in the order they run; MINUTES (default 30) the budget of steps per seed;
 # SETS adds config settings (space-separated key=value) for every seed. Extra arguments go to
-# table2_seeds.py (e.g. --set train.validate=false, to skip the per-epoch validation passes:
-# the evaluated last.pt is the same, the wall time shorter).
+# table2_seeds.py. SETS="train.validate=false" skips the per-epoch validation passes: last.pt
+# is evaluated either way, and only the random stream differs; the wall time is shorter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
