@@ -6,7 +6,8 @@
 #   nohup bash experiments/probe_plain_faces.sh > runs/probe_plain_faces.log 2>&1 &
 #   VARIANT=flat-background nohup bash experiments/probe_plain_faces.sh > runs/probe_flat_bg.log 2>&1 &
 # VARIANT=default probes the default mesh faces (data/synth_mesh, made by `unsup3d synth`);
-# SEED (default 0) is train.seed, for the run-to-run spread; MINUTES (default 14) the budget.
+# SEED (default 0) is train.seed, for the run-to-run spread; MINUTES (default 14) the budget;
+# STEPS (default no limit) stops it at a step count first, for a screen at step 500.
 # SETS adds config settings (space-separated key=value) and TAG names them in the output files:
 #   VARIANT=default SETS="loss.lam_gradient=1" TAG=grad1 nohup bash experiments/probe_plain_faces.sh ...
 set -euo pipefail
@@ -33,5 +34,5 @@ fi
 "$PY" experiments/probe_recipe.py --config configs/synth_mesh.yaml \
     --set data.root="$DATA" --set train.lr_decay_fraction=0 \
     --set train.precision=fp32 --set train.lr=0.0004 --set train.seed="$SEED" "${EXTRA[@]}" \
-    --steps 100000 --minutes "${MINUTES:-14}" --every 500 --val 256 --threads 2 \
+    --steps "${STEPS:-100000}" --minutes "${MINUTES:-14}" --every 500 --val 256 --threads 2 \
     --label "$NAME" --out "runs/probes/$NAME.jsonl" --save "runs/probes/$NAME.pt"
