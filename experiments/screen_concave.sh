@@ -4,7 +4,7 @@
 # probe_plain_faces.sh of seed 2 (5-9 minutes), one after another; a fix holds when the yaw
 # correlation is positive and the nearest canonical depth sits in front of the rest at step 500.
 # FIXES is a ';'-separated list of TAG=settings (settings space-separated key=value):
-#   FIXES="dome07=model.dome_depth_init=0.07;hold500=train.depth_hold_steps=500" \
+#   FIXES="dome06=model.dome_depth_init=0.06;hold500=train.depth_hold_steps=500" \
 #       nohup bash experiments/screen_concave.sh > runs/screen_concave.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
