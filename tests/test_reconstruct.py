@@ -303,6 +303,28 @@ def test_canonical_depth_png_follows_the_checkpoints_depth_range() -> None:
     np.testing.assert_allclose(decoded, depth, atol=1.5 / 65535)
 
 
+def test_canonical_shading_png_is_the_diffuse_term_under_the_predicted_light() -> None:
+    from unsup3d_cli.model import ModelConfig, Unsup3D
+    from unsup3d_cli.render import Renderer
+
+    cfg = ModelConfig(width=16, encoder_width=16, depth_zdim=32, confidence_zdim=16)
+    model = Unsup3D(cfg, Renderer()).eval()
+    images = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        decomp = model(images)
+        recon = model.reconstruct(decomp, mirror=False)
+        maps = output_maps(model, images, decomp, recon)
+    normal = recon.canonical_normal.double()  # (B, H, W, 3)
+    light = decomp.light_direction.double()  # (B, 3)
+    cosine = np.einsum("bhwc,bc->bhw", normal.numpy(), light.numpy()).clip(min=0)  # by hand
+    shading = maps["canonical_shading.png"].astype(np.float64) / 255  # (B, H, W)
+    np.testing.assert_allclose(shading, cosine, atol=0.5 / 255 + 1e-6)
+    # ka + kd · the map is the shading the model applies, which an 8-bit image would clip
+    ka, kd = decomp.ambient.double()[:, None, None], decomp.diffuse.double()[:, None, None]
+    full = recon.shading[:, 0].double().numpy()
+    np.testing.assert_allclose(ka.numpy() + kd.numpy() * shading, full, atol=kd.max().item() / 255)
+
+
 def test_reconstruction_error_hand_computed() -> None:
     from unsup3d_cli.model import Reconstruction
     from unsup3d_cli.reconstruct import reconstruction_error

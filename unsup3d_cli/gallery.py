@@ -24,7 +24,7 @@ COLUMNS = (
     ("reconstruction.png", "reconstruction"),
     ("canonical_image.png", "canonical image"),
     ("canonical_albedo.png", "albedo"),
-    ("canonical_shading.png", "shading"),
+    ("canonical_shading.png", "diffuse shading"),
     ("canonical_depth.png", "depth"),
     ("canonical_normal.png", "normals"),
     ("confidence.png", "confidence"),

@@ -474,6 +474,23 @@ def depth_png_codes(depth: Tensor, depth_range: tuple[float, float]) -> np.ndarr
     return codes.to(torch.int32).cpu().numpy().astype(np.uint16)
 
 
+def diffuse_shading(decomp: Decomposition, recon: Reconstruction) -> Tensor:
+    """The diffuse term ``max(0, n · l)`` of the canonical shading under the predicted light.
+
+    The shading the model applies, ``ka + kd · max(0, n · l)``, lies in [0, 2] and is above 1
+    wherever the ambient term is large, so written as an image it is mostly white. The diffuse
+    term alone (the original's ``canonical_diffuse_shading``) lies in [0, 1] and shows the
+    relief; ``result.json``'s ``light`` gives ``ka`` and ``kd`` to rebuild the full shading.
+
+    Returns:
+        (B, 1, H, W) in [0, 1].
+    """
+    batch = decomp.depth.shape[0]
+    ones = decomp.ambient.new_ones(batch)
+    normal = recon.canonical_normal[:batch]  # (B, H, W, 3)
+    return lambertian_shading(normal, decomp.light_direction, ones - 1, ones)
+
+
 def output_maps(
     model: Unsup3D, images: Tensor, decomp: Decomposition, recon: Reconstruction
 ) -> dict[str, np.ndarray]:
@@ -495,7 +512,7 @@ def output_maps(
         "input.png": _uint8(images),
         "reconstruction.png": _uint8(recon.image[:batch]),
         "canonical_albedo.png": _uint8(decomp.albedo),
-        "canonical_shading.png": _uint8(recon.shading[:batch]),
+        "canonical_shading.png": _uint8(diffuse_shading(decomp, recon)),
         "canonical_image.png": _uint8(recon.canonical_image[:batch]),
         "canonical_depth.png": depth_png_codes(depth, model_depth_range(model)),
         "canonical_depth.npy": depth.float().cpu().numpy(),
