@@ -2,8 +2,10 @@
 
     python experiments/real_faces.py [--checkpoint CKPT]     # default: the bundled model
 
-Photos: scikit-image's astronaut (``skimage.data.astronaut``, face detection and crop on) and
-the first 12 faces of its ``lfw_subset`` (25×25 grey face crops, upsampled; detection off).
+Photos: scikit-image's astronaut (``skimage.data.astronaut``, face detection and crop on),
+matplotlib's sample portrait (``grace_hopper.jpg``, detection on; only when matplotlib is
+installed, which the toolkit does not need) and the first 12 faces of scikit-image's
+``lfw_subset`` (25×25 grey face crops, upsampled; detection off).
 Each goes through ``unsup3d reconstruct``. From each canonical depth map (``canonical_depth.npy``,
 the frontal, mirror-symmetric frame) it measures:
 
@@ -50,6 +52,16 @@ def depth_measures(depth: np.ndarray) -> dict[str, float]:
     }
 
 
+def matplotlib_portrait() -> np.ndarray | None:
+    """matplotlib's sample portrait (Grace Hopper, 600×512 RGB), or None without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    path = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    return iio.imread(path) if path.is_file() else None
+
+
 def reconstruct(photos: Path, out: Path, checkpoint: str | None, detect: bool) -> list[str]:
     command = [sys.executable, "-m", "unsup3d_cli", "reconstruct", str(photos), "--out", str(out),
                "--force", "--detect-faces" if detect else "--no-detect-faces"]  # fmt: skip
@@ -80,9 +92,19 @@ def main() -> None:
         reconstruct(astronaut, args.out / "recon_astronaut", args.checkpoint, detect=True),
         reconstruct(lfw, args.out / "recon_lfw", args.checkpoint, detect=False),
     ]
+    recons = [args.out / "recon_astronaut", args.out / "recon_lfw"]
+    portrait = matplotlib_portrait()
+    if portrait is not None:
+        folder = args.out / "photos" / "portrait"
+        folder.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(folder / "grace_hopper.png", portrait)
+        recons.append(args.out / "recon_portrait")
+        commands.append(reconstruct(folder, recons[-1], args.checkpoint, detect=True))
     record: dict = {"checkpoint": args.checkpoint or "bundled", "photos": {}}
+    if portrait is None:
+        record["matplotlib_portrait"] = "not measured: matplotlib is not installed"
     depths = []
-    for recon in (args.out / "recon_astronaut", args.out / "recon_lfw"):
+    for recon in recons:
         for path in sorted(recon.glob("*/canonical_depth.npy")):
             depth = np.load(path).reshape(64, 64)
             record["photos"][path.parent.name] = depth_measures(depth)
