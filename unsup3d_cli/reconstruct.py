@@ -48,7 +48,7 @@ from unsup3d_cli.facecrop import (
 from unsup3d_cli.gallery import write_gallery
 from unsup3d_cli.geometry import euler_to_rotation
 from unsup3d_cli.images import IMAGE_EXTENSIONS, DataError, DecodedImage, read_image, resize_image
-from unsup3d_cli.model import Decomposition, Reconstruction, Unsup3D
+from unsup3d_cli.model import Decomposition, Reconstruction, Unsup3D, diffuse_shading
 from unsup3d_cli.pngio import write_png
 from unsup3d_cli.refine import refine
 from unsup3d_cli.render import lambertian_shading, sample_canonical
@@ -472,23 +472,6 @@ def depth_png_codes(depth: Tensor, depth_range: tuple[float, float]) -> np.ndarr
     codes = (far - depth.float()) / (far - near) * DEPTH_PNG_MAX  # (B, H, W)
     codes = codes.clamp(0, DEPTH_PNG_MAX).round()
     return codes.to(torch.int32).cpu().numpy().astype(np.uint16)
-
-
-def diffuse_shading(decomp: Decomposition, recon: Reconstruction) -> Tensor:
-    """The diffuse term ``max(0, n · l)`` of the canonical shading under the predicted light.
-
-    The shading the model applies, ``ka + kd · max(0, n · l)``, lies in [0, 2] and is above 1
-    wherever the ambient term is large, so written as an image it is mostly white. The diffuse
-    term alone (the original's ``canonical_diffuse_shading``) lies in [0, 1] and shows the
-    relief; ``result.json``'s ``light`` gives ``ka`` and ``kd`` to rebuild the full shading.
-
-    Returns:
-        (B, 1, H, W) in [0, 1].
-    """
-    batch = decomp.depth.shape[0]
-    ones = decomp.ambient.new_ones(batch)
-    normal = recon.canonical_normal[:batch]  # (B, H, W, 3)
-    return lambertian_shading(normal, decomp.light_direction, ones - 1, ones)
 
 
 def output_maps(

@@ -37,7 +37,7 @@ from unsup3d_cli.losses import (
     supervised_loss,
     total_loss,
 )
-from unsup3d_cli.model import PRECISIONS, Decomposition, Reconstruction, Unsup3D
+from unsup3d_cli.model import PRECISIONS, Decomposition, Reconstruction, Unsup3D, diffuse_shading
 
 TRAIN_PRECISIONS = ("auto", *PRECISIONS)
 """Values of ``TrainConfig.precision``."""
@@ -632,7 +632,7 @@ def visual_grids(model: Unsup3D, image: Tensor) -> dict[str, Tensor]:
         "reconstruction": recon.image[:batch],
         "reconstruction_flip": recon.image[batch:],
         "canonical_albedo": decomp.albedo,
-        "canonical_shading": recon.shading[:batch],
+        "canonical_diffuse_shading": diffuse_shading(decomp, recon),
         "canonical_image": recon.canonical_image[:batch],
         "canonical_depth": (model.cfg.max_depth - decomp.depth) / span,
         "canonical_normal": recon.canonical_normal[:batch].permute(0, 3, 1, 2) / 2 + 0.5,

@@ -1,7 +1,13 @@
 """The Unsup3D autoencoder: networks, output decoding, and the canonical/mirror reconstruction."""
 
 from unsup3d_cli.model.decomposition import Decomposition, Reconstruction
-from unsup3d_cli.model.unsup3d import PRECISIONS, ModelConfig, Unsup3D, has_native_bfloat16
+from unsup3d_cli.model.unsup3d import (
+    PRECISIONS,
+    ModelConfig,
+    Unsup3D,
+    diffuse_shading,
+    has_native_bfloat16,
+)
 
 __all__ = [
     "PRECISIONS",
@@ -9,5 +15,6 @@ __all__ = [
     "ModelConfig",
     "Reconstruction",
     "Unsup3D",
+    "diffuse_shading",
     "has_native_bfloat16",
 ]

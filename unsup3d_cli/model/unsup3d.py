@@ -485,3 +485,20 @@ def dome_template(size: int, half_width: float = 0.35, half_height: float = 0.45
 def _with_mirror(x: Tensor, flip: bool) -> Tensor:
     """Stack x (B, C, H, W) with its horizontal mirror (or itself, when ``flip`` is off)."""
     return torch.cat([x, x.flip(-1) if flip else x], dim=0)  # (2B, C, H, W)
+
+
+def diffuse_shading(decomp: Decomposition, recon: Reconstruction) -> Tensor:
+    """The diffuse term ``max(0, n · l)`` of the canonical shading under the predicted light.
+
+    The shading the model applies, ``ka + kd · max(0, n · l)``, lies in [0, 2] and is above 1
+    wherever the ambient term is large, so written as an image it is mostly white. The diffuse
+    term alone (the original's ``canonical_diffuse_shading``) lies in [0, 1] and shows the
+    relief; ``result.json``'s ``light`` gives ``ka`` and ``kd`` to rebuild the full shading.
+
+    Returns:
+        (B, 1, H, W) in [0, 1].
+    """
+    batch = decomp.depth.shape[0]
+    ones = decomp.ambient.new_ones(batch)
+    normal = recon.canonical_normal[:batch]  # (B, H, W, 3)
+    return lambertian_shading(normal, decomp.light_direction, ones - 1, ones)
