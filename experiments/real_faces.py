@@ -88,18 +88,17 @@ def main() -> None:
         big = skimage.transform.resize(face, (64, 64), order=3, anti_aliasing=False)
         rgb = (np.repeat(big[..., None], 3, axis=2).clip(0, 1) * 255).astype(np.uint8)
         iio.imwrite(lfw / f"lfw_{index:02d}.png", rgb)
-    commands = [
-        reconstruct(astronaut, args.out / "recon_astronaut", args.checkpoint, detect=True),
-        reconstruct(lfw, args.out / "recon_lfw", args.checkpoint, detect=False),
-    ]
-    recons = [args.out / "recon_astronaut", args.out / "recon_lfw"]
+    jobs = [("astronaut", True), ("lfw", False)]  # (photo folder under photos/, detect faces)
     portrait = matplotlib_portrait()
     if portrait is not None:
-        folder = args.out / "photos" / "portrait"
-        folder.mkdir(parents=True, exist_ok=True)
-        iio.imwrite(folder / "grace_hopper.png", portrait)
-        recons.append(args.out / "recon_portrait")
-        commands.append(reconstruct(folder, recons[-1], args.checkpoint, detect=True))
+        (args.out / "photos" / "portrait").mkdir(parents=True, exist_ok=True)
+        iio.imwrite(args.out / "photos" / "portrait" / "grace_hopper.png", portrait)
+        jobs.append(("portrait", True))
+    recons = [args.out / f"recon_{name}" for name, _ in jobs]
+    commands = [
+        reconstruct(args.out / "photos" / name, recon, args.checkpoint, detect=detect)
+        for (name, detect), recon in zip(jobs, recons, strict=True)
+    ]
     record: dict = {"checkpoint": args.checkpoint or "bundled", "photos": {}}
     if portrait is None:
         record["matplotlib_portrait"] = "not measured: matplotlib is not installed"

@@ -499,6 +499,6 @@ def diffuse_shading(decomp: Decomposition, recon: Reconstruction) -> Tensor:
         (B, 1, H, W) in [0, 1].
     """
     batch = decomp.depth.shape[0]
-    ones = decomp.ambient.new_ones(batch)
     normal = recon.canonical_normal[:batch]  # (B, H, W, 3)
-    return lambertian_shading(normal, decomp.light_direction, ones - 1, ones)
+    ambient, diffuse = decomp.ambient.new_zeros(batch), decomp.ambient.new_ones(batch)
+    return lambertian_shading(normal, decomp.light_direction, ambient, diffuse)
