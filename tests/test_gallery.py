@@ -98,8 +98,8 @@ def test_empty_gallery(tmp_path: Path) -> None:
     assert "No reconstructions yet" in page.read_text()
 
 
-def _chromium_status(page: Path, profile: Path) -> dict[str, int]:
-    """Open a page in headless Chromium; return the gallery script's image counts."""
+def _chromium_status(page: Path, profile: Path) -> dict[str, int | str]:
+    """Open a page in headless Chromium; return the gallery script's map counts and line."""
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -107,11 +107,11 @@ def _chromium_status(page: Path, profile: Path) -> dict[str, int]:
         "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
-    match = re.search(r'<p id="status"[^>]*>', done.stdout)
+    match = re.search(r'<p id="status"[^>]*>([^<]*)</p>', done.stdout)
     assert match, f"no status in Chromium's DOM (exit {done.returncode}): {done.stderr[-2000:]}"
     counts = dict(re.findall(r'data-(total|broken)="(\d+)"', match.group(0)))
     assert set(counts) == {"total", "broken"}, match.group(0)
-    return {k: int(v) for k, v in counts.items()}
+    return {**{k: int(v) for k, v in counts.items()}, "text": match.group(1)}
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -126,6 +126,9 @@ def test_every_image_loads_in_chromium(
     per_row = sum(1 for f, _ in COLUMNS if (out / photos[0].stem / f).is_file())
     assert per_row == len(COLUMNS) - 1  # everything but the turntable (no --animate)
     status = _chromium_status(summary.gallery, tmp_path / "profile")
-    assert status == {"total": 2 * (per_row + 0), "broken": 0}
+    total = 2 * per_row  # maps, not reconstructed images
+    assert status == {"total": total, "broken": 0, "text": f"{total} maps shown"}
     (out / photos[0].stem / "canonical_depth.png").write_bytes(b"broken")  # the check can fail
-    assert _chromium_status(summary.gallery, tmp_path / "profile")["broken"] == 1
+    status = _chromium_status(summary.gallery, tmp_path / "profile")
+    assert status["broken"] == 1
+    assert status["text"] == f"{total} maps shown, 1 failed to load (outlined in red)"

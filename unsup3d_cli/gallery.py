@@ -4,8 +4,8 @@
 side by side. Everything is relative links to files in the folder: no scripts, styles or fonts
 from elsewhere, so the folder can be zipped, moved and opened without a network. Long runs are
 split into pages of :data:`ROWS_PER_PAGE` rows (``index.html``, ``index-2.html``, ...). A
-small inline script counts the images that failed to load and shows the count at the top (and
-in ``data-broken`` of ``#status``, which the tests read).
+small inline script counts the maps on the page and those that failed to load, and shows both
+at the top (and in ``data-total`` and ``data-broken`` of ``#status``, which the tests read).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ window.addEventListener("load", function () {
   var status = document.getElementById("status");
   status.dataset.total = images.length;
   status.dataset.broken = broken.length;
-  status.textContent = images.length + " images shown" +
+  status.textContent = images.length + " maps shown" +
     (broken.length ? ", " + broken.length + " failed to load (outlined in red)" : "");
   if (broken.length) { status.className = "bad"; }
 });
