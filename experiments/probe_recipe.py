@@ -9,7 +9,9 @@ of the validation split: SIDE and MAD (reference §7.1), and two diagnostics of 
 rotation/relief trade-off that use the generator's ``meta.jsonl``: the least-squares slope of
 the predicted yaw and pitch on the true ones (1 is right; < 1 means under-rotated views), and
 the median per-image least-squares scale between the true and the predicted log-depth
-deviations (1 is right; < 1 means a too-deep relief), and the mean per-image standard
+deviations (1 is right; < 1 means a too-deep relief, or one partly unlike the truth), the
+median ratio of their spreads (``relief_ratio_median``: 1 is right, > 1 too deep, whatever
+the correlation), and the mean per-image standard
 deviation of the canonical depth (0: a flat depth map, whatever the scale says). Whether the
 depth follows each head rather than drawing one mean head: the spread across faces of the share
 of the canonical depth map nearer than 0.97 (the head area), and its correlation with the
@@ -162,7 +164,7 @@ def slope(pred: torch.Tensor, true: torch.Tensor) -> float:
 def score(model, images, depths, angles, fractions, exact=None) -> dict[str, float]:
     model.eval()
     sides, mads, scales, views, reliefs, areas, shifts, sizes = [], [], [], [], [], [], [], []
-    nearest, pressed = [], []
+    nearest, pressed, ratios = [], [], []
     exact_sides, exact_mads = [], []
     for start in range(0, len(images), 64):
         image, gt = images[start : start + 64], depths[start : start + 64]
@@ -178,6 +180,7 @@ def score(model, images, depths, angles, fractions, exact=None) -> dict[str, flo
             lp, lg = pred_d[keep].log(), gt_d[keep].log()
             lp, lg = lp - lp.mean(), lg - lg.mean()
             scales.append(float((lp * lg).sum() / lp.square().sum().clamp(min=1e-12)))
+            ratios.append(float(lp.norm() / lg.norm().clamp(min=1e-12)))
         decomp = model(image)
         if exact is not None:  # the exact heads at the model's view
             view_depth, view_mask, _ = model.renderer.warp_depth(
@@ -216,6 +219,7 @@ def score(model, images, depths, angles, fractions, exact=None) -> dict[str, flo
         "yaw_corr": float(torch.corrcoef(torch.stack([view[:, 1], angles[:, 1]]))[0, 1]),
         "at_range_limit": float((view.abs() > limit).any(dim=1).float().mean()),
         "relief_scale_median": float(torch.tensor(scales).median()) if scales else math.nan,
+        "relief_ratio_median": float(torch.tensor(ratios).median()) if ratios else math.nan,
         "canonical_depth_std": float(torch.cat(reliefs).mean()),
         "head_area_std": float(area.std()),
         "head_area_corr": float(torch.corrcoef(torch.stack([area, fractions]))[0, 1]),
