@@ -15,16 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from trained import load_eval_model, report_main, split_records
-
-from unsup3d_cli.data import load_depth, load_image
+from trained import load_eval_model, report_main, split_tensors
 
 
 def head_size(checkpoint: Path, data: Path) -> dict:
     model, _ = load_eval_model(checkpoint)
-    records = split_records(data)
-    images = torch.stack([load_image(data / r["image"]) for r in records])
-    gt = torch.stack([load_depth(data / r["depth"]) for r in records])
+    records, images, gt = split_tensors(data)
     fraction = torch.tensor([r["face_fraction"] for r in records])
     with torch.no_grad():
         depth = torch.cat(

@@ -17,9 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from trained import load_eval_model, report_main, split_records
+from trained import load_eval_model, report_main, split_tensors
 
-from unsup3d_cli.data import load_depth, load_image
 from unsup3d_cli.evaluation import predict_view_depth
 from unsup3d_cli.metrics import depth_metrics
 
@@ -33,9 +32,7 @@ def _median(values: torch.Tensor) -> float:
 
 def relief_by_fraction(checkpoint: Path, data: Path) -> dict:
     model, _ = load_eval_model(checkpoint)
-    records = split_records(data)
-    images = torch.stack([load_image(data / r["image"]) for r in records])
-    gt = torch.stack([load_depth(data / r["depth"]) for r in records])
+    records, images, gt = split_tensors(data)
     fraction = torch.tensor([r["face_fraction"] for r in records])
     rows = []  # (fraction, ratio, scale, nearest predicted, nearest true)
     with torch.no_grad():

@@ -12,6 +12,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
+from unsup3d_cli.data import load_depth, load_image
 from unsup3d_cli.model import Unsup3D
 from unsup3d_cli.pretrained import build_model, load_into, load_weights
 from unsup3d_cli.weights import bundled_model_path
@@ -34,6 +37,14 @@ def split_records(data: Path, limit: int | None = None) -> list[dict]:
     """The first ``limit`` (None: all) records of a split's ``meta.jsonl``."""
     lines = (data / "meta.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines[:limit]]
+
+
+def split_tensors(data: Path) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
+    """A split's records, its images (N, 3, 64, 64) and its true depths (N, 1, 64, 64)."""
+    records = split_records(data)
+    images = torch.stack([load_image(data / r["image"]) for r in records])
+    depths = torch.stack([load_depth(data / r["depth"]) for r in records])
+    return records, images, depths
 
 
 def report_main(description: str, report: Callable[[Path, Path], dict]) -> None:
