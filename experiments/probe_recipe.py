@@ -77,6 +77,7 @@ from unsup3d_cli.synth_mesh import (  # noqa: E402
 
 sys.path.insert(0, str(REPO / "experiments"))
 from oracle_pose_landscape import canonical_frame  # noqa: E402
+from trained import log_relief_fit  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -177,10 +178,9 @@ def score(model, images, depths, angles, fractions, exact=None) -> dict[str, flo
             keep = m > 0
             if keep.sum() < 10:
                 continue
-            lp, lg = pred_d[keep].log(), gt_d[keep].log()
-            lp, lg = lp - lp.mean(), lg - lg.mean()
-            scales.append(float((lp * lg).sum() / lp.square().sum().clamp(min=1e-12)))
-            ratios.append(float(lp.norm() / lg.norm().clamp(min=1e-12)))
+            scale, ratio = log_relief_fit(pred_d[keep], gt_d[keep])
+            scales.append(scale)
+            ratios.append(ratio)
         decomp = model(image)
         if exact is not None:  # the exact heads at the model's view
             view_depth, view_mask, _ = model.renderer.warp_depth(

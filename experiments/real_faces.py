@@ -91,8 +91,9 @@ def main() -> None:
     jobs = [("astronaut", True), ("lfw", False)]  # (photo folder under photos/, detect faces)
     portrait = matplotlib_portrait()
     if portrait is not None:
-        (args.out / "photos" / "portrait").mkdir(parents=True, exist_ok=True)
-        iio.imwrite(args.out / "photos" / "portrait" / "grace_hopper.png", portrait)
+        folder = args.out / "photos" / "portrait"
+        folder.mkdir(parents=True, exist_ok=True)
+        iio.imwrite(folder / "grace_hopper.png", portrait)
         jobs.append(("portrait", True))
     recons = [args.out / f"recon_{name}" for name, _ in jobs]
     commands = [

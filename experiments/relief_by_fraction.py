@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from trained import load_eval_model, report_main, split_tensors
+from trained import load_eval_model, log_relief_fit, report_main, split_tensors
 
 from unsup3d_cli.evaluation import predict_view_depth
 from unsup3d_cli.metrics import depth_metrics
@@ -47,10 +47,7 @@ def relief_by_fraction(checkpoint: Path, data: Path) -> dict:
                 keep = m > 0
                 if keep.sum() < 10:
                     continue
-                lp, lg = pred_d[keep].log(), gt_d[keep].log()
-                lp, lg = lp - lp.mean(), lg - lg.mean()
-                ratio = float(lp.norm() / lg.norm().clamp(min=1e-12))
-                scale = float((lp * lg).sum() / lp.square().sum().clamp(min=1e-12))
+                scale, ratio = log_relief_fit(pred_d[keep], gt_d[keep])
                 near_p, near_g = float(pred_d[keep].min()), float(gt_d[keep].min())
                 rows.append((float(fraction[start + k]), ratio, scale, near_p, near_g))
     table = torch.tensor(rows, dtype=torch.float64)

@@ -47,6 +47,19 @@ def split_tensors(data: Path) -> tuple[list[dict], torch.Tensor, torch.Tensor]:
     return records, images, depths
 
 
+def log_relief_fit(pred: torch.Tensor, true: torch.Tensor) -> tuple[float, float]:
+    """How a predicted relief compares with the true one over the same pixels (1-D depths).
+
+    Returns ``(scale, ratio)`` of the mean-centred log depths: ``scale`` is the least-squares
+    slope of the true on the predicted (below 1: too deep, or partly unlike the truth) and
+    ``ratio`` the predicted spread over the true (above 1: too deep, whatever the correlation).
+    """
+    lp, lg = pred.log(), true.log()
+    lp, lg = lp - lp.mean(), lg - lg.mean()
+    scale = float((lp * lg).sum() / lp.square().sum().clamp(min=1e-12))
+    return scale, float(lp.norm() / lg.norm().clamp(min=1e-12))
+
+
 def report_main(description: str, report: Callable[[Path, Path], dict]) -> None:
     """Command line of a one-row report ``report(checkpoint, data)``: prints it as one JSON
     line and, with ``--out``, writes it indented."""
